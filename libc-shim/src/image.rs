@@ -1,0 +1,1 @@
+//! The payload format bake appends to the kernel: app ELF, argv, env. OWNER: helper B.

@@ -1,0 +1,64 @@
+//! What the kernel provides to the Linux personality.
+//!
+//! One trait, implemented by `kernel/` on real hardware and by a fake in host tests. Memory
+//! calls take page-aligned app addresses (the low half); `read_app`/`write_app` go through
+//! the page tables and never fault: an unmapped page is `EFAULT`. They ignore page
+//! protection (the loader writes into read-only text); callers check permissions in [`crate::mm`].
+
+use crate::errno::Errno;
+
+bitflags::bitflags! {
+    /// Page protection, with the values of Linux's `PROT_*`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct Prot: u32 {
+        const READ = 0x1;
+        const WRITE = 0x2;
+        const EXEC = 0x4;
+    }
+}
+
+/// Page size of the app's address space.
+pub const PAGE_SIZE: u64 = 4096;
+
+pub trait Platform {
+    // --- console -------------------------------------------------------------------------
+    /// Writes app output (fd 1 and 2) to the console, byte for byte.
+    fn console_write(&self, bytes: &[u8]);
+    /// Reads console input; returns 0 at end of input (always, unless the run is interactive).
+    fn console_read(&self, buf: &mut [u8]) -> usize;
+    /// Whether the console is an interactive terminal (TCGETS/TIOCGWINSZ succeed only then).
+    fn console_is_terminal(&self) -> bool;
+
+    // --- time ----------------------------------------------------------------------------
+    /// Nanoseconds since boot, monotonic.
+    fn monotonic_ns(&self) -> u64;
+    /// Nanoseconds since the Unix epoch (wall clock).
+    fn realtime_ns(&self) -> u64;
+    /// Resolution of the clocks above in nanoseconds.
+    fn clock_resolution_ns(&self) -> u64;
+    /// Blocks (idle, not spinning) until `monotonic_ns() >= deadline`.
+    fn sleep_until_ns(&self, deadline: u64);
+
+    // --- CPU -----------------------------------------------------------------------------
+    /// Fills `buf` with random bytes (RDRAND/RDSEED where present).
+    fn fill_random(&self, buf: &mut [u8]);
+    fn set_fs_base(&self, base: u64);
+    fn fs_base(&self) -> u64;
+    /// Number of CPUs available to the app.
+    fn cpu_count(&self) -> usize;
+
+    // --- memory --------------------------------------------------------------------------
+    /// Maps fresh zeroed pages at `[addr, addr+len)` with `prot`. `ENOMEM` when out of frames.
+    /// Pages already mapped in the range are replaced (their frames freed).
+    fn map_zeroed(&self, addr: u64, len: u64, prot: Prot) -> Result<(), Errno>;
+    /// Unmaps `[addr, addr+len)`, returning frames to the allocator; unmapped pages are skipped.
+    fn unmap(&self, addr: u64, len: u64);
+    /// Changes the protection of mapped pages in `[addr, addr+len)`.
+    fn protect(&self, addr: u64, len: u64, prot: Prot);
+    /// Copies app memory into `buf`; `EFAULT` if any page is unmapped.
+    fn read_app(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno>;
+    /// Copies `data` into app memory, ignoring protection; `EFAULT` if any page is unmapped.
+    fn write_app(&self, addr: u64, data: &[u8]) -> Result<(), Errno>;
+    /// (total, free) bytes of RAM.
+    fn memory_stats(&self) -> (u64, u64);
+}

@@ -1,0 +1,1 @@
+//! The syscall table and handlers. OWNER: helper A2.
