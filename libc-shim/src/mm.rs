@@ -2,7 +2,7 @@
 //! where brk and the next mmap go. The page tables themselves belong to the kernel
 //! ([`crate::Platform`]); this module decides, the platform executes.
 //!
-//! OWNER: helper A2 (syscalls). Signatures below are the contract used by the loader and the
+//! OWNER: helper A1 (loader). Signatures below are the contract used by the loader and the
 //! kernel; bodies are to be written.
 
 use crate::errno::Errno;
@@ -74,6 +74,39 @@ impl Mm {
     /// `Ok` if every byte of `[addr, addr+len)` is mapped with at least `access`; else `EFAULT`.
     pub fn check_access(&self, addr: u64, len: u64, access: Prot) -> Result<(), Errno> {
         let _ = (addr, len, access);
+        todo!()
+    }
+}
+
+/// Where an anonymous mapping may go (the decoded MAP_FIXED / MAP_FIXED_NOREPLACE / hint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Anywhere free; a non-zero hint is tried first (Linux semantics).
+    Hint(u64),
+    /// Exactly here, replacing existing mappings (MAP_FIXED).
+    Fixed(u64),
+    /// Exactly here, `EEXIST` if anything is mapped there (MAP_FIXED_NOREPLACE).
+    FixedNoReplace(u64),
+}
+
+impl Mm {
+    /// mmap of anonymous memory: returns the address. `len` is rounded up to pages by the callee;
+    /// `EINVAL` for zero length or unaligned fixed address, `ENOMEM` when no room or no frames.
+    pub fn mmap_anonymous<P: Platform>(&mut self, platform: &P, at: Placement, len: u64, prot: Prot) -> Result<u64, Errno> {
+        let _ = (platform, at, len, prot);
+        todo!()
+    }
+
+    /// munmap: unmaps pages (splitting records), returns frames. `EINVAL` for unaligned/zero.
+    pub fn munmap<P: Platform>(&mut self, platform: &P, addr: u64, len: u64) -> Result<(), Errno> {
+        let _ = (platform, addr, len);
+        todo!()
+    }
+
+    /// brk(2) semantics: `new == 0` or out of range returns the current break unchanged;
+    /// growing maps zeroed RW pages, shrinking unmaps them. Returns the new (or old) break.
+    pub fn brk<P: Platform>(&mut self, platform: &P, new: u64) -> u64 {
+        let _ = (platform, new);
         todo!()
     }
 }
