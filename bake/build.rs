@@ -1,5 +1,8 @@
 //! Builds the kernel for `x86_64-unknown-none` and hands its path to `include_bytes!`, so that
 //! `target/release/bake` carries the kernel inside it.
+//!
+//! `KILN_KERNEL_ELF=/path/to/elf` skips the nested kernel build and embeds that file instead:
+//! for working on bake against a stand-in kernel, or for embedding a kernel built elsewhere.
 
 use std::env;
 use std::path::PathBuf;
@@ -12,6 +15,16 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+    println!("cargo:rerun-if-env-changed=KILN_KERNEL_ELF");
+    if let Some(kernel) = env::var_os("KILN_KERNEL_ELF") {
+        let kernel = PathBuf::from(kernel);
+        if !kernel.is_file() {
+            panic!("KILN_KERNEL_ELF={} is not a file", kernel.display());
+        }
+        println!("cargo:rerun-if-changed={}", kernel.display());
+        println!("cargo:rustc-env=KILN_KERNEL_PATH={}", kernel.display());
+        return;
+    }
 
     let profile = env::var("PROFILE").unwrap_or_else(|_| "debug".into());
     // A target dir of its own: the outer cargo holds the lock on target/.
