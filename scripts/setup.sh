@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what building and testing Kiln needs, only where it is missing:
+#   qemu-system-x86_64 (runs the images), musl-gcc and gcc with glibc's static libraries
+#   (build the test programs), and the Rust toolchain pinned in rust-toolchain.toml.
+# Debian/Ubuntu (apt). Uses sudo only when not root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+fi
+
+need=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
+command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+# gcc -static needs glibc's libc.a.
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+command -v rustup >/dev/null 2>&1 || {
+    echo "setup: rustup is not installed; install it, then run this again" >&2
+    exit 1
+}
+# No argument: installs the toolchain named in rust-toolchain.toml (and its targets).
+rustup toolchain install >/dev/null
