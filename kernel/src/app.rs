@@ -1,0 +1,311 @@
+//! The app: its payload in the image, loading it, entering it at ring 0, and the
+//! [`KernelPlatform`] through which the Linux personality (`libc-shim`) reaches the hardware.
+
+use alloc::string::String;
+use core::arch::asm;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use libc_shim::image::Payload;
+use libc_shim::mm::Mm;
+use libc_shim::process::{Process, SyscallOutcome};
+use libc_shim::{Errno, Platform, Prot};
+use spin::{Mutex, Once};
+
+use crate::arch::x86_64::cpu::{self, Features, MSR_FS_BASE, read_msr, write_msr};
+use crate::drivers::{clock, exit, lapic, serial};
+use crate::mm::frames::{FRAME_SIZE, FrameAllocator};
+use crate::mm::paging::AddressSpace;
+use crate::mm::phys_to_virt;
+
+/// Physical memory and the one address space, behind one lock.
+pub struct Memory {
+    pub frames: FrameAllocator,
+    pub space: AddressSpace,
+}
+
+pub static MEMORY: Mutex<Option<Memory>> = Mutex::new(None);
+pub static FEATURES: Once<Features> = Once::new();
+static TTY: AtomicBool = AtomicBool::new(false);
+
+struct App {
+    process: Process,
+    elf: &'static [u8],
+    load_bias: u64,
+}
+
+static APP: Mutex<Option<App>> = Mutex::new(None);
+
+pub fn set_tty(tty: bool) {
+    TTY.store(tty, Ordering::Relaxed);
+}
+
+pub fn is_tty() -> bool {
+    TTY.load(Ordering::Relaxed)
+}
+
+fn with_memory<R>(f: impl FnOnce(&mut Memory) -> R) -> R {
+    let mut guard = MEMORY.lock();
+    f(guard.as_mut().expect("memory initialised at boot"))
+}
+
+/// The hardware services behind the Linux personality.
+pub struct KernelPlatform;
+
+impl KernelPlatform {
+    fn copy_app(&self, addr: u64, len: usize, mut f: impl FnMut(u64, usize, usize)) -> Result<(), Errno> {
+        if addr.checked_add(len as u64).is_none_or(|end| end > libc_shim::mm::layout::USER_END) {
+            return Err(Errno::EFAULT);
+        }
+        with_memory(|m| {
+            let mut done = 0usize;
+            while done < len {
+                let va = addr + done as u64;
+                let page = va & !(FRAME_SIZE - 1);
+                let off = va - page;
+                let n = core::cmp::min(len - done, (FRAME_SIZE - off) as usize);
+                let frame = m.space.translate(page).ok_or(Errno::EFAULT)?;
+                f(phys_to_virt(frame + off), done, n);
+                done += n;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Platform for KernelPlatform {
+    fn console_write(&self, bytes: &[u8]) {
+        serial::write(bytes, is_tty());
+    }
+
+    fn console_read(&self, buf: &mut [u8]) -> usize {
+        if !is_tty() || buf.is_empty() {
+            return 0;
+        }
+        // Interactive: wait for the first byte, then take what is already there.
+        let mut n = 0;
+        loop {
+            match serial::try_read() {
+                Some(b) => {
+                    buf[n] = if b == b'\r' { b'\n' } else { b };
+                    n += 1;
+                    if n == buf.len() || buf[n - 1] == b'\n' {
+                        return n;
+                    }
+                }
+                None if n > 0 => return n,
+                None => core::hint::spin_loop(),
+            }
+        }
+    }
+
+    fn console_is_terminal(&self) -> bool {
+        is_tty()
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        clock::monotonic_ns()
+    }
+
+    fn realtime_ns(&self) -> u64 {
+        clock::realtime_ns()
+    }
+
+    fn clock_resolution_ns(&self) -> u64 {
+        clock::resolution_ns()
+    }
+
+    fn sleep_until_ns(&self, deadline: u64) {
+        loop {
+            let now = clock::monotonic_ns();
+            if now >= deadline {
+                return;
+            }
+            lapic::arm_oneshot(deadline - now);
+            cpu::idle_once();
+        }
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        let features = FEATURES.get().copied().unwrap_or_default();
+        // Without RDRAND/RDSEED, a SplitMix64 stream seeded from the TSC: unpredictable enough
+        // for hash seeds and stack canaries, not for keys.
+        let mut state = cpu::rdtsc() ^ 0x9E37_79B9_7F4A_7C15;
+        for chunk in buf.chunks_mut(8) {
+            let value = cpu::hw_random(&features).unwrap_or_else(|| {
+                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^ (z >> 31)
+            });
+            chunk.copy_from_slice(&value.to_le_bytes()[..chunk.len()]);
+        }
+    }
+
+    fn set_fs_base(&self, base: u64) {
+        write_msr(MSR_FS_BASE, base);
+    }
+
+    fn fs_base(&self) -> u64 {
+        read_msr(MSR_FS_BASE)
+    }
+
+    fn cpu_count(&self) -> usize {
+        1
+    }
+
+    fn map_zeroed(&self, addr: u64, len: u64, prot: Prot) -> Result<(), Errno> {
+        with_memory(|m| {
+            if m.space.map_app_zeroed(&mut m.frames, addr, len, prot) { Ok(()) } else { Err(Errno::ENOMEM) }
+        })
+    }
+
+    fn unmap(&self, addr: u64, len: u64) {
+        with_memory(|m| m.space.unmap_app(&mut m.frames, addr, len))
+    }
+
+    fn protect(&self, addr: u64, len: u64, prot: Prot) {
+        with_memory(|m| m.space.protect_app(addr, len, prot))
+    }
+
+    fn read_app(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        self.copy_app(addr, buf.len(), |src, done, n| {
+            // SAFETY: `src` is the direct-map address of `n` bytes inside one mapped app frame.
+            let bytes = unsafe { core::slice::from_raw_parts(src as *const u8, n) };
+            buf[done..done + n].copy_from_slice(bytes);
+        })
+    }
+
+    fn write_app(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.copy_app(addr, data.len(), |dst, done, n| {
+            // SAFETY: `dst` is the direct-map address of `n` bytes inside one mapped app frame;
+            // the app is stopped in a syscall (or not started), so nothing else writes there.
+            let bytes = unsafe { core::slice::from_raw_parts_mut(dst as *mut u8, n) };
+            bytes.copy_from_slice(&data[done..done + n]);
+        })
+    }
+
+    fn memory_stats(&self) -> (u64, u64) {
+        with_memory(|m| (m.frames.total_frames * FRAME_SIZE, m.frames.free_frames * FRAME_SIZE))
+    }
+}
+
+/// Called by the syscall entry stub for every syscall the app makes.
+pub fn syscall(nr: u64, args: [u64; 6]) -> i64 {
+    let outcome = {
+        let mut guard = APP.lock();
+        let app = guard.as_mut().expect("syscall before the app started");
+        app.process.syscall(&KernelPlatform, nr, args)
+    };
+    match outcome {
+        SyscallOutcome::Return(value) => value,
+        SyscallOutcome::Exit { status, signal } => {
+            if let Some(sig) = signal {
+                log::info!("app terminated by {} ({sig})", crate::fault::signal_name(sig));
+            } else {
+                log::info!("app exited with status {status}");
+            }
+            exit::exit_vm(status)
+        }
+    }
+}
+
+/// `<symbol+0xoff>` for an app address, when the program has a symbol table.
+pub fn symbolize(addr: u64) -> String {
+    let Some(guard) = APP.try_lock() else { return String::new() };
+    let Some(app) = guard.as_ref() else { return String::new() };
+    let Some(symbols) = libc_shim::elf::Symbolizer::new(app.elf) else { return String::new() };
+    match symbols.lookup(addr, app.load_bias) {
+        Some((name, off)) => alloc::format!("<{name}+{off:#x}>"),
+        None => String::new(),
+    }
+}
+
+/// Minimum signal stack size as Linux computes it for this CPU's extended state.
+fn min_sigstack_size(features: &Features) -> u64 {
+    if features.xsave_size > 0 { u64::from(features.xsave_size) + 1024 } else { 2048 }
+}
+
+/// Loads the app from the payload and runs it. Never returns: the app ends the VM.
+pub fn start(payload: &'static [u8]) -> ! {
+    let payload = match Payload::parse(payload) {
+        Ok(p) => p,
+        Err(e) => crate::boot_error(format_args!("the image's app payload is unusable: {e}; rebuild the image with `bake build`")),
+    };
+    let ours = env!("CARGO_PKG_VERSION");
+    if payload.kiln_version != ours {
+        crate::boot_error(format_args!(
+            "image built by Kiln {} cannot run on Kiln {ours}: rebuild it with this version's `bake build`",
+            payload.kiln_version
+        ));
+    }
+    let features = *FEATURES.get().expect("cpu features");
+    let mut random = [0u8; 16];
+    KernelPlatform.fill_random(&mut random);
+    let aux = libc_shim::stack::AuxInfo {
+        hwcap: features.hwcap,
+        hwcap2: 0,
+        clktck: 100,
+        minsigstksz: min_sigstack_size(&features),
+        random,
+        uid: 0,
+        gid: 0,
+    };
+    let mut mm = Mm::new();
+    let loaded = match libc_shim::loader::load(
+        &KernelPlatform,
+        &mut mm,
+        payload.app_elf,
+        &payload.argv,
+        &payload.envp,
+        payload.app_path.as_bytes(),
+        &aux,
+    ) {
+        Ok(l) => l,
+        Err(e) => crate::boot_error(format_args!("cannot start the app: {e}")),
+    };
+    log::info!(
+        "app {} loaded: entry {:#x}, stack {:#x}, bias {:#x}",
+        payload.app_path,
+        loaded.entry,
+        loaded.stack_pointer,
+        loaded.load_bias
+    );
+    *APP.lock() = Some(App { process: Process::new(mm, payload.app_path), elf: payload.app_elf, load_bias: loaded.load_bias });
+    enter(loaded.entry, loaded.stack_pointer)
+}
+
+/// Jumps to the app's entry point with the register state Linux gives a new process: rsp at
+/// argc, every other register zero (rdx = 0: no atexit function), interrupts enabled.
+fn enter(entry: u64, rsp: u64) -> ! {
+    // SAFETY: `entry` and `rsp` come from the loader: mapped executable code and the
+    // prepared initial stack. IRETQ loads rip, rflags and rsp at once and never returns.
+    unsafe {
+        asm!(
+            "push 0x10",
+            "push {rsp}",
+            "push 0x202",
+            "push 0x08",
+            "push {entry}",
+            "xor eax, eax",
+            "xor ebx, ebx",
+            "xor ecx, ecx",
+            "xor edx, edx",
+            "xor esi, esi",
+            "xor edi, edi",
+            "xor ebp, ebp",
+            "xor r8d, r8d",
+            "xor r9d, r9d",
+            "xor r10d, r10d",
+            "xor r11d, r11d",
+            "xor r12d, r12d",
+            "xor r13d, r13d",
+            "xor r14d, r14d",
+            "xor r15d, r15d",
+            "iretq",
+            entry = in(reg) entry,
+            rsp = in(reg) rsp,
+            options(noreturn)
+        )
+    }
+}

@@ -1,0 +1,10 @@
+//! Everything that knows the x86_64 CPU: boot, descriptor tables, interrupt and syscall entry,
+//! per-CPU data and CPU feature setup.
+
+pub mod boot;
+pub mod cpu;
+pub mod gdt;
+pub mod interrupts;
+pub mod percpu;
+pub mod port;
+pub mod syscall;

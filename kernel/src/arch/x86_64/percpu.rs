@@ -1,0 +1,28 @@
+//! Per-CPU data, reached through the GS base. The app may not change GS (ARCH_SET_GS is
+//! refused), so GS always points here, in the kernel and in the app alike.
+
+use alloc::boxed::Box;
+
+use super::cpu::{MSR_GS_BASE, write_msr};
+
+/// Field offsets are used by the syscall entry stub: keep `repr(C)` and the order.
+#[repr(C)]
+pub struct PerCpu {
+    /// Offset 0: pointer to this structure.
+    pub self_ptr: u64,
+    /// Offset 8: top of the kernel stack syscalls run on.
+    pub kernel_stack_top: u64,
+    /// Offset 16: the app's rsp while a syscall runs.
+    pub app_rsp: u64,
+    pub cpu_id: u32,
+}
+
+pub const OFFSET_KERNEL_STACK_TOP: usize = 8;
+pub const OFFSET_APP_RSP: usize = 16;
+
+/// Allocates this CPU's data and points GS at it.
+pub fn init(cpu_id: u32, kernel_stack_top: u64) {
+    let pc = Box::leak(Box::new(PerCpu { self_ptr: 0, kernel_stack_top, app_rsp: 0, cpu_id }));
+    pc.self_ptr = pc as *mut PerCpu as u64;
+    write_msr(MSR_GS_BASE, pc.self_ptr);
+}

@@ -1,0 +1,41 @@
+//! Time: the TSC for the monotonic clock (its frequency from CPUID 0x15/0x16, or measured
+//! against the PIT), the CMOS RTC for the wall clock at boot.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::x86_64::cpu::{Features, rdtsc};
+
+static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
+static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
+/// Wall-clock nanoseconds at boot (monotonic 0).
+static EPOCH_AT_BOOT_NS: AtomicU64 = AtomicU64::new(0);
+
+pub fn init(features: &Features) {
+    TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
+    let (hz, source) = match features.tsc_hz_cpuid {
+        Some(hz) => (hz, "cpuid"),
+        None => match crate::drivers::pit::measure_tsc_hz(10) {
+            Some(hz) => (hz, "pit"),
+            None => (1_000_000_000, "assumed"),
+        },
+    };
+    TSC_HZ.store(hz.max(1), Ordering::Relaxed);
+    let wall = crate::drivers::rtc::read_unix_seconds().unwrap_or(0);
+    EPOCH_AT_BOOT_NS.store(wall * 1_000_000_000, Ordering::Relaxed);
+    log::info!("clock: tsc {} kHz ({}), rtc {}", hz / 1000, source, wall);
+}
+
+pub fn monotonic_ns() -> u64 {
+    let ticks = rdtsc().wrapping_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
+    let hz = TSC_HZ.load(Ordering::Relaxed);
+    (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64
+}
+
+pub fn realtime_ns() -> u64 {
+    EPOCH_AT_BOOT_NS.load(Ordering::Relaxed) + monotonic_ns()
+}
+
+pub fn resolution_ns() -> u64 {
+    let hz = TSC_HZ.load(Ordering::Relaxed);
+    (1_000_000_000 / hz).max(1)
+}

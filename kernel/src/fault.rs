@@ -1,0 +1,107 @@
+//! CPU exceptions. A fault in the app ends the VM the way Linux ends a process that has no
+//! handler: a crash report on the console (signal, rip with the nearest symbol, the faulting
+//! address, registers) and exit status 128+signal. A fault in the kernel is a kernel panic.
+
+use core::fmt::Write;
+
+use crate::arch::x86_64::cpu::read_cr2;
+use crate::arch::x86_64::interrupts::TrapFrame;
+use libc_shim::mm::layout::USER_END;
+
+pub const SIGTRAP: u8 = 5;
+pub const SIGILL: u8 = 4;
+pub const SIGBUS: u8 = 7;
+pub const SIGFPE: u8 = 8;
+pub const SIGSEGV: u8 = 11;
+
+/// The signal Linux sends for an exception vector, and a short description.
+pub fn signal_for(vector: u64) -> (u8, &'static str) {
+    match vector {
+        0 => (SIGFPE, "divide error"),
+        1 => (SIGTRAP, "debug trap"),
+        3 => (SIGTRAP, "breakpoint"),
+        4 => (SIGSEGV, "overflow"),
+        5 => (SIGSEGV, "bound range exceeded"),
+        6 => (SIGILL, "invalid opcode"),
+        7 => (SIGSEGV, "device not available"),
+        10..=12 => (SIGSEGV, "segment fault"),
+        13 => (SIGSEGV, "general protection fault"),
+        14 => (SIGSEGV, "page fault"),
+        16 => (SIGFPE, "x87 floating-point error"),
+        17 => (SIGBUS, "alignment check"),
+        19 => (SIGFPE, "SIMD floating-point error"),
+        _ => (SIGSEGV, "exception"),
+    }
+}
+
+pub fn signal_name(sig: u8) -> &'static str {
+    match sig {
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+/// Writes to the app's console, for reports that the user must see.
+pub struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        crate::drivers::serial::write(s.as_bytes(), crate::app::is_tty());
+        Ok(())
+    }
+}
+
+pub fn exception(frame: &mut TrapFrame) {
+    if frame.vector == 2 {
+        log::warn!("NMI received; ignored");
+        return;
+    }
+    let fault_addr = if frame.vector == 14 { Some(read_cr2()) } else { None };
+    if frame.rip >= USER_END {
+        panic!(
+            "{} (vector {}, error {:#x}) in the kernel at rip {:#x}{}",
+            signal_for(frame.vector).1,
+            frame.vector,
+            frame.error_code,
+            frame.rip,
+            fault_addr.map(|a| alloc::format!(", address {a:#x}")).unwrap_or_default()
+        );
+    }
+    let (sig, what) = signal_for(frame.vector);
+    let mut out = Console;
+    let _ = writeln!(out, "kiln: the app crashed: {} ({})", signal_name(sig), what);
+    if let Some(addr) = fault_addr {
+        let e = frame.error_code;
+        let access = if e & 0x10 != 0 { "execute" } else if e & 2 != 0 { "write" } else { "read" };
+        let cause = if e & 1 != 0 { "page protection" } else { "unmapped address" };
+        let _ = writeln!(out, "  fault address {addr:#x} ({access}, {cause})");
+    } else if frame.error_code != 0 {
+        let _ = writeln!(out, "  error code {:#x}", frame.error_code);
+    }
+    let _ = writeln!(out, "  rip {:#018x} {}", frame.rip, crate::app::symbolize(frame.rip));
+    let regs = [
+        ("rax", frame.rax), ("rbx", frame.rbx), ("rcx", frame.rcx), ("rdx", frame.rdx),
+        ("rsi", frame.rsi), ("rdi", frame.rdi), ("rbp", frame.rbp), ("rsp", frame.rsp),
+        ("r8", frame.r8), ("r9", frame.r9), ("r10", frame.r10), ("r11", frame.r11),
+        ("r12", frame.r12), ("r13", frame.r13), ("r14", frame.r14), ("r15", frame.r15),
+    ];
+    for row in regs.chunks(4) {
+        let _ = write!(out, " ");
+        for (name, value) in row {
+            let _ = write!(out, " {name:>3} {value:#018x}");
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(out, "  rflags {:#x}  fs_base {:#x}", frame.rflags, crate::arch::x86_64::cpu::read_msr(crate::arch::x86_64::cpu::MSR_FS_BASE));
+    let status = 128 + sig;
+    let _ = writeln!(out, "kiln: exit status {status}");
+    crate::drivers::exit::exit_vm(status);
+}
