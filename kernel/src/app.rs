@@ -77,6 +77,10 @@ impl Platform for KernelPlatform {
         serial::write(bytes, is_tty());
     }
 
+    fn console_write_err(&self, bytes: &[u8]) {
+        serial::write_err(bytes, is_tty());
+    }
+
     fn console_read(&self, buf: &mut [u8]) -> usize {
         if !is_tty() || buf.is_empty() {
             return 0;

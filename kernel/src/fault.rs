@@ -49,12 +49,12 @@ pub fn signal_name(sig: u8) -> &'static str {
     }
 }
 
-/// Writes to the app's console, for reports that the user must see.
+/// Writes to the console's error channel, for reports that the user must see.
 pub struct Console;
 
 impl Write for Console {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        crate::drivers::serial::write(s.as_bytes(), crate::app::is_tty());
+        crate::drivers::serial::write_err(s.as_bytes(), crate::app::is_tty());
         Ok(())
     }
 }

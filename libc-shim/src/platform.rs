@@ -24,6 +24,11 @@ pub trait Platform {
     // --- console -------------------------------------------------------------------------
     /// Writes app output (fd 1 and 2) to the console, byte for byte.
     fn console_write(&self, bytes: &[u8]);
+    /// Writes the app's standard error (fd 2). Goes to the console unless the platform has a
+    /// separate channel for it.
+    fn console_write_err(&self, bytes: &[u8]) {
+        self.console_write(bytes)
+    }
     /// Reads console input; returns 0 at end of input (always, unless the run is interactive).
     fn console_read(&self, buf: &mut [u8]) -> usize;
     /// Whether the console is an interactive terminal (TCGETS/TIOCGWINSZ succeed only then).

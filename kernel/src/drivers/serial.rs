@@ -1,38 +1,73 @@
-//! The 16550 UART at COM1: the app's console (stdin, stdout, stderr).
+//! 16550 UARTs: COM1 is the app's console (stdin, stdout); COM2, when the VM has one, carries
+//! the app's stderr and Kiln's reports, so that they reach the host's stderr. Without COM2
+//! everything goes to COM1.
+
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::x86_64::port::{inb, outb};
 
 const COM1: u16 = 0x3F8;
+const COM2: u16 = 0x2F8;
 
-pub fn init() {
-    outb(COM1 + 1, 0x00); // no interrupts
-    outb(COM1 + 3, 0x80); // DLAB
-    outb(COM1, 0x01); // 115200 baud
-    outb(COM1 + 1, 0x00);
-    outb(COM1 + 3, 0x03); // 8N1
-    outb(COM1 + 2, 0xC7); // FIFO on, cleared
-    outb(COM1 + 4, 0x03); // DTR, RTS
+static HAVE_COM2: AtomicBool = AtomicBool::new(false);
+
+fn init_port(base: u16) {
+    outb(base + 1, 0x00); // no interrupts
+    outb(base + 3, 0x80); // DLAB
+    outb(base, 0x01); // 115200 baud
+    outb(base + 1, 0x00);
+    outb(base + 3, 0x03); // 8N1
+    outb(base + 2, 0xC7); // FIFO on, cleared
+    outb(base + 4, 0x03); // DTR, RTS
 }
 
-fn put(byte: u8) {
+/// A UART answers through its scratch register; an absent one reads back all ones.
+fn present(base: u16) -> bool {
+    outb(base + 7, 0x5A);
+    if inb(base + 7) != 0x5A {
+        return false;
+    }
+    outb(base + 7, 0xA5);
+    inb(base + 7) == 0xA5
+}
+
+pub fn init() {
+    init_port(COM1);
+    if present(COM2) {
+        init_port(COM2);
+        HAVE_COM2.store(true, Ordering::Relaxed);
+    }
+}
+
+fn put(base: u16, byte: u8) {
     // Bounded wait: a missing UART must not hang the kernel.
     for _ in 0..100_000 {
-        if inb(COM1 + 5) & 0x20 != 0 {
+        if inb(base + 5) & 0x20 != 0 {
             break;
         }
     }
-    outb(COM1, byte);
+    outb(base, byte);
 }
 
-/// Writes bytes as they are; with `crlf`, `\n` becomes `\r\n` (an interactive terminal in raw
-/// mode needs that).
-pub fn write(bytes: &[u8], crlf: bool) {
+fn write_port(base: u16, bytes: &[u8], crlf: bool) {
     for &b in bytes {
         if crlf && b == b'\n' {
-            put(b'\r');
+            put(base, b'\r');
         }
-        put(b);
+        put(base, b);
     }
+}
+
+/// Writes the app's stdout as it is; with `crlf`, `\n` becomes `\r\n` (an interactive terminal
+/// in raw mode needs that).
+pub fn write(bytes: &[u8], crlf: bool) {
+    write_port(COM1, bytes, crlf);
+}
+
+/// Writes the app's stderr and Kiln's own reports.
+pub fn write_err(bytes: &[u8], crlf: bool) {
+    let port = if HAVE_COM2.load(Ordering::Relaxed) { COM2 } else { COM1 };
+    write_port(port, bytes, crlf);
 }
 
 /// A received byte, if one is waiting.
