@@ -297,6 +297,9 @@ fn payload_bytes(bytes: &[u8]) -> Result<&[u8], ImageError> {
         .ok_or(ImageError::Truncated { what: "payload", needed: total, available })
 }
 
+/// One record: its tag, its value and its offset from the payload start.
+type Record<'a> = (Tag, &'a [u8], u64);
+
 /// A cursor over the records of a payload whose header has been checked.
 struct Records<'a> {
     /// The whole payload, `total_len` bytes.
@@ -307,7 +310,7 @@ struct Records<'a> {
 
 impl<'a> Records<'a> {
     /// The next record as (tag, value, offset), or `None` at the end of the payload.
-    fn next_record(&mut self) -> Result<Option<(Tag, &'a [u8], u64)>, ImageError> {
+    fn next_record(&mut self) -> Result<Option<Record<'a>>, ImageError> {
         let start = self.offset;
         if start == self.bytes.len() {
             return Ok(None);

@@ -1,0 +1,332 @@
+//! Running an image under QEMU: choosing the accelerator, building the command line, and
+//! watching the VM (console passed through, log channel read, timeout enforced).
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::Fail;
+use crate::exit_codes;
+use crate::protocol::{self, QemuEnd, Record, Reported};
+
+/// The QEMU binary; `KILN_QEMU` overrides it.
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// `--accel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccelChoice {
+    /// KVM where it works well, TCG elsewhere.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// The accelerator QEMU is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+/// `--machine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Machine {
+    /// Minimal machine, no firmware: boots fastest.
+    Microvm,
+    /// i440FX PC with SeaBIOS.
+    Pc,
+    /// Q35 PC with SeaBIOS.
+    Q35,
+}
+
+/// What the host offers for KVM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvmProbe {
+    /// `/dev/kvm` opens read-write.
+    pub device_usable: bool,
+    /// `kvm_intel` or `kvm_amd` is loaded.
+    pub hardware_module: bool,
+    /// `kvm_pvm` is loaded: KVM is the PVM hypervisor, which runs the guest kernel in user
+    /// mode and emulates its ring-0 code; slower than TCG for a kernel like Kiln's.
+    pub pvm: bool,
+}
+
+impl KvmProbe {
+    pub fn probe() -> KvmProbe {
+        let module = |name: &str| Path::new("/sys/module").join(name).exists();
+        KvmProbe {
+            device_usable: OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok(),
+            hardware_module: module("kvm_intel") || module("kvm_amd"),
+            pvm: module("kvm_pvm"),
+        }
+    }
+}
+
+/// Decides the accelerator, with the reason shown under `-v`.
+pub fn choose_accel(choice: AccelChoice, probe: KvmProbe) -> (Accel, &'static str) {
+    match choice {
+        AccelChoice::Kvm => (Accel::Kvm, "asked for with --accel kvm"),
+        AccelChoice::Tcg => (Accel::Tcg, "asked for with --accel tcg"),
+        AccelChoice::Auto if !probe.device_usable => {
+            (Accel::Tcg, "/dev/kvm is missing or cannot be opened read-write")
+        }
+        AccelChoice::Auto if probe.pvm => {
+            (Accel::Tcg, "/dev/kvm is a PVM hypervisor (kvm_pvm), which emulates ring-0 code")
+        }
+        AccelChoice::Auto if !probe.hardware_module => {
+            (Accel::Tcg, "neither kvm_intel nor kvm_amd is loaded")
+        }
+        AccelChoice::Auto => (Accel::Kvm, "/dev/kvm is usable and hardware KVM is loaded"),
+    }
+}
+
+/// Everything the QEMU command line depends on.
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    pub image: PathBuf,
+    pub mem_mib: u64,
+    pub accel: Accel,
+    pub machine: Machine,
+    /// Kernel log level: 0 warn, 1 info, 2 or more debug.
+    pub verbosity: u8,
+    /// bake's stdin is a terminal: the app gets it.
+    pub interactive: bool,
+    /// The log channel's socket.
+    pub log_socket: PathBuf,
+}
+
+/// The kernel command line.
+pub fn kernel_cmdline(verbosity: u8, interactive: bool) -> String {
+    let level = match verbosity {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let mut cmdline = format!("kiln.log={level}");
+    if interactive {
+        cmdline.push_str(" kiln.tty=1");
+    }
+    cmdline
+}
+
+/// QEMU's arguments.
+pub fn qemu_args(config: &VmConfig) -> Vec<OsString> {
+    let machine = match config.machine {
+        Machine::Microvm => "microvm,rtc=on",
+        Machine::Pc => "pc",
+        Machine::Q35 => "q35",
+    };
+    let (cpu, accel) = match config.accel {
+        Accel::Kvm => ("host", "kvm"),
+        Accel::Tcg => ("max", "tcg"),
+    };
+    let mut chardev = OsString::from("socket,id=klog,path=");
+    chardev.push(&config.log_socket);
+    let args: Vec<OsString> = [
+        "-M",
+        machine,
+        "-cpu",
+        cpu,
+        "-accel",
+        accel,
+        "-m",
+        &format!("{}M", config.mem_mib),
+        "-kernel",
+    ]
+    .iter()
+    .map(OsString::from)
+    .chain([config.image.clone().into_os_string()])
+    .chain(
+        [
+            "-append",
+            &kernel_cmdline(config.verbosity, config.interactive),
+            "-display",
+            "none",
+            "-nodefaults",
+            "-no-reboot",
+            "-serial",
+            "stdio",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-chardev",
+        ]
+        .iter()
+        .map(OsString::from),
+    )
+    .chain([chardev])
+    .chain(["-device", "isa-debugcon,iobase=0xe9,chardev=klog"].iter().map(OsString::from))
+    .collect();
+    args
+}
+
+/// Boots the VM and waits for it; returns `bake run`'s exit status and prints what the user
+/// should know about how it ended.
+pub fn run_vm(config: &VmConfig, timeout: Option<Duration>) -> anyhow::Result<u8> {
+    let listener = UnixListener::bind(&config.log_socket)
+        .with_context(|| format!("listening on {}", config.log_socket.display()))?;
+    let connected = Arc::new(AtomicBool::new(false));
+    let (done_tx, done_rx) = mpsc::channel();
+    {
+        let connected = Arc::clone(&connected);
+        std::thread::spawn(move || {
+            let reported = read_log(&listener, &connected);
+            let _ = done_tx.send(reported);
+        });
+    }
+
+    let qemu = std::env::var_os("KILN_QEMU").unwrap_or_else(|| QEMU.into());
+    let args = qemu_args(config);
+    log::debug!(
+        "{} {}",
+        qemu.to_string_lossy(),
+        args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    );
+    let mut child = Command::new(&qemu)
+        .args(&args)
+        .stdin(if config.interactive { Stdio::inherit() } else { Stdio::null() })
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| {
+            let fix = if e.kind() == std::io::ErrorKind::NotFound {
+                "install it (apt-get install qemu-system-x86) or point KILN_QEMU at it".to_string()
+            } else {
+                format!("{e}")
+            };
+            Fail::new(exit_codes::KILN_FAILED, format!("cannot start {}", qemu.to_string_lossy()), fix)
+        })?;
+
+    let started = Instant::now();
+    let mut timed_out = None;
+    let status = loop {
+        if let Some(status) = child.try_wait().context("waiting for QEMU")? {
+            break status;
+        }
+        if let Some(limit) = timeout
+            && started.elapsed() >= limit
+        {
+            let _ = child.kill();
+            timed_out = Some(limit.as_secs());
+            break child.wait().context("waiting for QEMU")?;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let qemu_end = match status.code() {
+        Some(code) => QemuEnd::Exited(code),
+        None => QemuEnd::Signalled,
+    };
+
+    // Once QEMU has gone, the socket reaches end-of-file and the reader finishes; if QEMU
+    // never connected, nothing more will come.
+    let reported = if connected.load(Ordering::SeqCst) {
+        done_rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
+    } else {
+        done_rx.try_recv().unwrap_or_default()
+    };
+    let reported = Reported { connected: reported.connected || connected.load(Ordering::SeqCst), ..reported };
+    log::debug!("QEMU ended: {status}; log channel: {reported:?}");
+    let outcome = protocol::outcome(reported, qemu_end, timed_out);
+    if let Some(message) = outcome.message {
+        eprintln!("{message}");
+    } else {
+        log::info!("app exited with status {}", outcome.status);
+    }
+    Ok(outcome.status)
+}
+
+/// Accepts QEMU's connection and relays the log channel to stderr until it closes.
+fn read_log(listener: &UnixListener, connected: &AtomicBool) -> Reported {
+    let mut reported = Reported::default();
+    let Ok((stream, _)) = listener.accept() else {
+        return reported;
+    };
+    connected.store(true, Ordering::SeqCst);
+    reported.connected = true;
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        let record = protocol::classify(text);
+        reported.note(&record);
+        if let Record::Log(text) = record {
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "kiln: {text}");
+        }
+    }
+    reported
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PVM: KvmProbe = KvmProbe { device_usable: true, hardware_module: false, pvm: true };
+
+    #[test]
+    fn accel_auto() {
+        let good = KvmProbe { device_usable: true, hardware_module: true, pvm: false };
+        assert_eq!(choose_accel(AccelChoice::Auto, good).0, Accel::Kvm);
+        assert_eq!(choose_accel(AccelChoice::Auto, KvmProbe { device_usable: false, ..good }).0, Accel::Tcg);
+        assert_eq!(choose_accel(AccelChoice::Auto, KvmProbe { hardware_module: false, ..good }).0, Accel::Tcg);
+        assert_eq!(choose_accel(AccelChoice::Auto, KvmProbe { pvm: true, ..good }).0, Accel::Tcg);
+        let (accel, why) = choose_accel(AccelChoice::Auto, PVM);
+        assert_eq!(accel, Accel::Tcg);
+        assert!(why.contains("kvm_pvm"));
+    }
+
+    #[test]
+    fn accel_explicit_wins() {
+        assert_eq!(choose_accel(AccelChoice::Kvm, PVM).0, Accel::Kvm);
+        let good = KvmProbe { device_usable: true, hardware_module: true, pvm: false };
+        assert_eq!(choose_accel(AccelChoice::Tcg, good).0, Accel::Tcg);
+    }
+
+    #[test]
+    fn cmdline() {
+        assert_eq!(kernel_cmdline(0, false), "kiln.log=warn");
+        assert_eq!(kernel_cmdline(1, true), "kiln.log=info kiln.tty=1");
+        assert_eq!(kernel_cmdline(5, false), "kiln.log=debug");
+    }
+
+    #[test]
+    fn qemu_command_line() {
+        let config = VmConfig {
+            image: "/tmp/x/app.img".into(),
+            mem_mib: 128,
+            accel: Accel::Tcg,
+            machine: Machine::Microvm,
+            verbosity: 0,
+            interactive: false,
+            log_socket: "/tmp/x/klog.sock".into(),
+        };
+        let line = |c: &VmConfig| {
+            qemu_args(c).iter().map(|a| a.to_str().unwrap().to_string()).collect::<Vec<_>>().join(" ")
+        };
+        assert_eq!(
+            line(&config),
+            "-M microvm,rtc=on -cpu max -accel tcg -m 128M -kernel /tmp/x/app.img \
+             -append kiln.log=warn -display none -nodefaults -no-reboot -serial stdio \
+             -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+             -chardev socket,id=klog,path=/tmp/x/klog.sock \
+             -device isa-debugcon,iobase=0xe9,chardev=klog"
+        );
+        let pc = VmConfig { machine: Machine::Pc, accel: Accel::Kvm, ..config.clone() };
+        assert!(line(&pc).starts_with("-M pc -cpu host -accel kvm "));
+        let q35 = VmConfig { machine: Machine::Q35, ..config };
+        assert!(line(&q35).starts_with("-M q35 -cpu max -accel tcg "));
+    }
+}
