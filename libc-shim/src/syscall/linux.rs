@@ -1,0 +1,524 @@
+//! Linux x86_64 struct layouts, serialized explicitly to and from little-endian bytes.
+//!
+//! No transmutes: each struct says where each field goes. Offsets follow the x86_64 kernel
+//! headers (`asm/stat.h`, `linux/time_types.h`, `linux/utsname.h`, `asm/signal.h`, ...).
+
+/// A struct with a fixed size in app memory.
+pub trait Layout {
+    const SIZE: usize;
+}
+
+/// Can be written to app memory.
+pub trait ToUser: Layout {
+    /// Fills `out` (exactly `SIZE` bytes, zeroed).
+    fn encode(&self, out: &mut [u8]);
+}
+
+/// Can be read from app memory.
+pub trait FromUser: Layout + Sized {
+    /// Decodes from exactly `SIZE` bytes.
+    fn decode(bytes: &[u8]) -> Self;
+}
+
+fn put(out: &mut [u8], off: usize, bytes: &[u8]) {
+    out[off..off + bytes.len()].copy_from_slice(bytes);
+}
+fn put_u64(out: &mut [u8], off: usize, v: u64) {
+    put(out, off, &v.to_le_bytes());
+}
+fn put_i64(out: &mut [u8], off: usize, v: i64) {
+    put(out, off, &v.to_le_bytes());
+}
+fn put_u32(out: &mut [u8], off: usize, v: u32) {
+    put(out, off, &v.to_le_bytes());
+}
+fn put_u16(out: &mut [u8], off: usize, v: u16) {
+    put(out, off, &v.to_le_bytes());
+}
+fn get_u64(b: &[u8], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(a)
+}
+fn get_i64(b: &[u8], off: usize) -> i64 {
+    get_u64(b, off) as i64
+}
+fn get_u32(b: &[u8], off: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[off..off + 4]);
+    u32::from_le_bytes(a)
+}
+
+macro_rules! scalar {
+    ($($ty:ty),*) => {$(
+        impl Layout for $ty {
+            const SIZE: usize = core::mem::size_of::<$ty>();
+        }
+        impl ToUser for $ty {
+            fn encode(&self, out: &mut [u8]) {
+                put(out, 0, &self.to_le_bytes());
+            }
+        }
+        impl FromUser for $ty {
+            fn decode(bytes: &[u8]) -> Self {
+                let mut a = [0u8; core::mem::size_of::<$ty>()];
+                a.copy_from_slice(&bytes[..core::mem::size_of::<$ty>()]);
+                <$ty>::from_le_bytes(a)
+            }
+        }
+    )*};
+}
+scalar!(u8, u32, i32, u64, i64);
+
+/// `struct timespec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timespec {
+    pub sec: i64,
+    pub nsec: i64,
+}
+
+pub const NSEC_PER_SEC: u64 = 1_000_000_000;
+
+impl Timespec {
+    pub fn from_ns(ns: u64) -> Self {
+        Timespec { sec: (ns / NSEC_PER_SEC) as i64, nsec: (ns % NSEC_PER_SEC) as i64 }
+    }
+    /// Nanoseconds, or `None` if the value is not a valid timespec (negative or
+    /// `nsec` outside `0..1e9`). Saturates on overflow.
+    pub fn to_ns(self) -> Option<u64> {
+        if self.sec < 0 || !(0..NSEC_PER_SEC as i64).contains(&self.nsec) {
+            return None;
+        }
+        Some((self.sec as u64).saturating_mul(NSEC_PER_SEC).saturating_add(self.nsec as u64))
+    }
+}
+
+impl Layout for Timespec {
+    const SIZE: usize = 16;
+}
+impl ToUser for Timespec {
+    fn encode(&self, out: &mut [u8]) {
+        put_i64(out, 0, self.sec);
+        put_i64(out, 8, self.nsec);
+    }
+}
+impl FromUser for Timespec {
+    fn decode(b: &[u8]) -> Self {
+        Timespec { sec: get_i64(b, 0), nsec: get_i64(b, 8) }
+    }
+}
+
+/// `struct timeval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timeval {
+    pub sec: i64,
+    pub usec: i64,
+}
+
+impl Timeval {
+    pub fn from_ns(ns: u64) -> Self {
+        Timeval { sec: (ns / NSEC_PER_SEC) as i64, usec: ((ns % NSEC_PER_SEC) / 1000) as i64 }
+    }
+}
+
+impl Layout for Timeval {
+    const SIZE: usize = 16;
+}
+impl ToUser for Timeval {
+    fn encode(&self, out: &mut [u8]) {
+        put_i64(out, 0, self.sec);
+        put_i64(out, 8, self.usec);
+    }
+}
+
+/// `struct timezone` (always zero: UTC, no DST).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timezone;
+impl Layout for Timezone {
+    const SIZE: usize = 8;
+}
+impl ToUser for Timezone {
+    fn encode(&self, _out: &mut [u8]) {}
+}
+
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFIFO: u32 = 0o010000;
+
+/// `struct stat` (x86_64 `asm/stat.h`, 144 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub size: i64,
+    pub blksize: i64,
+    pub blocks: i64,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+}
+
+impl Layout for Stat {
+    const SIZE: usize = 144;
+}
+impl ToUser for Stat {
+    fn encode(&self, out: &mut [u8]) {
+        put_u64(out, 0, self.dev);
+        put_u64(out, 8, self.ino);
+        put_u64(out, 16, self.nlink);
+        put_u32(out, 24, self.mode);
+        put_u32(out, 28, self.uid);
+        put_u32(out, 32, self.gid);
+        put_u64(out, 40, self.rdev);
+        put_i64(out, 48, self.size);
+        put_i64(out, 56, self.blksize);
+        put_i64(out, 64, self.blocks);
+        self.atime.encode(&mut out[72..88]);
+        self.mtime.encode(&mut out[88..104]);
+        self.ctime.encode(&mut out[104..120]);
+    }
+}
+
+/// Length of each `struct utsname` field, NUL included.
+pub const UTS_FIELD: usize = 65;
+
+/// `struct new_utsname`: six 65-byte NUL-padded fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Utsname<'a> {
+    pub sysname: &'a str,
+    pub nodename: &'a str,
+    pub release: &'a str,
+    pub version: &'a str,
+    pub machine: &'a str,
+    pub domainname: &'a str,
+}
+
+impl Layout for Utsname<'_> {
+    const SIZE: usize = 6 * UTS_FIELD;
+}
+impl ToUser for Utsname<'_> {
+    fn encode(&self, out: &mut [u8]) {
+        let fields = [self.sysname, self.nodename, self.release, self.version, self.machine, self.domainname];
+        for (i, field) in fields.iter().enumerate() {
+            let bytes = &field.as_bytes()[..field.len().min(UTS_FIELD - 1)];
+            put(out, i * UTS_FIELD, bytes);
+        }
+    }
+}
+
+/// `struct rlimit` / `struct rlimit64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    pub cur: u64,
+    pub max: u64,
+}
+
+pub const RLIM_INFINITY: u64 = u64::MAX;
+
+impl Layout for Rlimit {
+    const SIZE: usize = 16;
+}
+impl ToUser for Rlimit {
+    fn encode(&self, out: &mut [u8]) {
+        put_u64(out, 0, self.cur);
+        put_u64(out, 8, self.max);
+    }
+}
+impl FromUser for Rlimit {
+    fn decode(b: &[u8]) -> Self {
+        Rlimit { cur: get_u64(b, 0), max: get_u64(b, 8) }
+    }
+}
+
+/// The kernel's `struct sigaction` on x86_64 (not libc's): handler, flags, restorer, mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KSigaction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+pub const SIG_DFL: u64 = 0;
+pub const SIG_IGN: u64 = 1;
+
+impl Layout for KSigaction {
+    const SIZE: usize = 32;
+}
+impl ToUser for KSigaction {
+    fn encode(&self, out: &mut [u8]) {
+        put_u64(out, 0, self.handler);
+        put_u64(out, 8, self.flags);
+        put_u64(out, 16, self.restorer);
+        put_u64(out, 24, self.mask);
+    }
+}
+impl FromUser for KSigaction {
+    fn decode(b: &[u8]) -> Self {
+        KSigaction { handler: get_u64(b, 0), flags: get_u64(b, 8), restorer: get_u64(b, 16), mask: get_u64(b, 24) }
+    }
+}
+
+/// `stack_t` (for sigaltstack).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StackT {
+    pub sp: u64,
+    pub flags: i32,
+    pub size: u64,
+}
+
+impl Layout for StackT {
+    const SIZE: usize = 24;
+}
+impl ToUser for StackT {
+    fn encode(&self, out: &mut [u8]) {
+        put_u64(out, 0, self.sp);
+        put_u32(out, 8, self.flags as u32);
+        put_u64(out, 16, self.size);
+    }
+}
+impl FromUser for StackT {
+    fn decode(b: &[u8]) -> Self {
+        StackT { sp: get_u64(b, 0), flags: get_u32(b, 8) as i32, size: get_u64(b, 16) }
+    }
+}
+
+/// `struct iovec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Iovec {
+    pub base: u64,
+    pub len: u64,
+}
+
+impl Layout for Iovec {
+    const SIZE: usize = 16;
+}
+impl FromUser for Iovec {
+    fn decode(b: &[u8]) -> Self {
+        Iovec { base: get_u64(b, 0), len: get_u64(b, 8) }
+    }
+}
+
+/// Number of control characters in the kernel's `struct termios`.
+pub const NCCS: usize = 19;
+
+/// The kernel's `struct termios` (what TCGETS fills; 36 bytes, not glibc's 60).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Termios {
+    pub iflag: u32,
+    pub oflag: u32,
+    pub cflag: u32,
+    pub lflag: u32,
+    pub line: u8,
+    pub cc: [u8; NCCS],
+}
+
+impl Termios {
+    /// What a freshly opened Linux tty reports (`stty sane`, 38400 baud, 8 bits).
+    pub fn sane() -> Self {
+        const ICRNL: u32 = 0o400;
+        const IXON: u32 = 0o2000;
+        const OPOST: u32 = 0o1;
+        const ONLCR: u32 = 0o4;
+        const B38400: u32 = 0o17;
+        const CS8: u32 = 0o60;
+        const CREAD: u32 = 0o200;
+        const HUPCL: u32 = 0o2000;
+        const ISIG: u32 = 0o1;
+        const ICANON: u32 = 0o2;
+        const ECHO: u32 = 0o10;
+        const ECHOE: u32 = 0o20;
+        const ECHOK: u32 = 0o40;
+        const ECHOCTL: u32 = 0o1000;
+        const ECHOKE: u32 = 0o4000;
+        const IEXTEN: u32 = 0o100000;
+        // VINTR VQUIT VERASE VKILL VEOF VTIME VMIN VSWTC VSTART VSTOP VSUSP VEOL VREPRINT
+        // VDISCARD VWERASE VLNEXT VEOL2
+        let cc = [3, 0x1c, 0x7f, 0x15, 4, 0, 1, 0, 0x11, 0x13, 0x1a, 0, 0x12, 0x0f, 0x17, 0x16, 0, 0, 0];
+        Termios {
+            iflag: ICRNL | IXON,
+            oflag: OPOST | ONLCR,
+            cflag: B38400 | CS8 | CREAD | HUPCL,
+            lflag: ISIG | ICANON | ECHO | ECHOE | ECHOK | ECHOCTL | ECHOKE | IEXTEN,
+            line: 0,
+            cc,
+        }
+    }
+}
+
+impl Layout for Termios {
+    const SIZE: usize = 16 + 1 + NCCS;
+}
+impl ToUser for Termios {
+    fn encode(&self, out: &mut [u8]) {
+        put_u32(out, 0, self.iflag);
+        put_u32(out, 4, self.oflag);
+        put_u32(out, 8, self.cflag);
+        put_u32(out, 12, self.lflag);
+        out[16] = self.line;
+        put(out, 17, &self.cc);
+    }
+}
+impl FromUser for Termios {
+    fn decode(b: &[u8]) -> Self {
+        let mut cc = [0u8; NCCS];
+        cc.copy_from_slice(&b[17..17 + NCCS]);
+        Termios { iflag: get_u32(b, 0), oflag: get_u32(b, 4), cflag: get_u32(b, 8), lflag: get_u32(b, 12), line: b[16], cc }
+    }
+}
+
+/// `struct winsize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Winsize {
+    pub rows: u16,
+    pub cols: u16,
+    pub xpixel: u16,
+    pub ypixel: u16,
+}
+
+impl Layout for Winsize {
+    const SIZE: usize = 8;
+}
+impl ToUser for Winsize {
+    fn encode(&self, out: &mut [u8]) {
+        put_u16(out, 0, self.rows);
+        put_u16(out, 2, self.cols);
+        put_u16(out, 4, self.xpixel);
+        put_u16(out, 6, self.ypixel);
+    }
+}
+impl FromUser for Winsize {
+    fn decode(b: &[u8]) -> Self {
+        let h = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+        Winsize { rows: h(0), cols: h(2), xpixel: h(4), ypixel: h(6) }
+    }
+}
+
+/// `struct sysinfo` (x86_64, 112 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sysinfo {
+    pub uptime: i64,
+    pub loads: [u64; 3],
+    pub totalram: u64,
+    pub freeram: u64,
+    pub sharedram: u64,
+    pub bufferram: u64,
+    pub totalswap: u64,
+    pub freeswap: u64,
+    pub procs: u16,
+    pub totalhigh: u64,
+    pub freehigh: u64,
+    pub mem_unit: u32,
+}
+
+impl Layout for Sysinfo {
+    const SIZE: usize = 112;
+}
+impl ToUser for Sysinfo {
+    fn encode(&self, out: &mut [u8]) {
+        put_i64(out, 0, self.uptime);
+        for (i, l) in self.loads.iter().enumerate() {
+            put_u64(out, 8 + 8 * i, *l);
+        }
+        put_u64(out, 32, self.totalram);
+        put_u64(out, 40, self.freeram);
+        put_u64(out, 48, self.sharedram);
+        put_u64(out, 56, self.bufferram);
+        put_u64(out, 64, self.totalswap);
+        put_u64(out, 72, self.freeswap);
+        put_u16(out, 80, self.procs);
+        put_u64(out, 88, self.totalhigh);
+        put_u64(out, 96, self.freehigh);
+        put_u32(out, 104, self.mem_unit);
+    }
+}
+
+/// `struct rusage` (two timevals then fourteen longs; only the times are filled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rusage {
+    pub utime: Timeval,
+    pub stime: Timeval,
+    /// Maximum resident set size in KiB.
+    pub maxrss: i64,
+}
+
+impl Layout for Rusage {
+    const SIZE: usize = 144;
+}
+impl ToUser for Rusage {
+    fn encode(&self, out: &mut [u8]) {
+        self.utime.encode(&mut out[0..16]);
+        self.stime.encode(&mut out[16..32]);
+        put_i64(out, 32, self.maxrss);
+    }
+}
+
+/// `struct tms` (clock ticks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tms {
+    pub utime: i64,
+    pub stime: i64,
+    pub cutime: i64,
+    pub cstime: i64,
+}
+
+impl Layout for Tms {
+    const SIZE: usize = 32;
+}
+impl ToUser for Tms {
+    fn encode(&self, out: &mut [u8]) {
+        put_i64(out, 0, self.utime);
+        put_i64(out, 8, self.stime);
+        put_i64(out, 16, self.cutime);
+        put_i64(out, 24, self.cstime);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes<T: ToUser>(v: &T) -> alloc::vec::Vec<u8> {
+        let mut b = alloc::vec![0u8; T::SIZE];
+        v.encode(&mut b);
+        b
+    }
+
+    #[test]
+    fn stat_fields_land_at_kernel_offsets() {
+        let st = Stat { mode: 0o20620, rdev: 0x8801, blksize: 1024, ..Default::default() };
+        let b = bytes(&st);
+        assert_eq!(b.len(), 144);
+        assert_eq!(&b[24..28], &0o20620u32.to_le_bytes());
+        assert_eq!(&b[40..48], &0x8801u64.to_le_bytes());
+        assert_eq!(&b[56..64], &1024i64.to_le_bytes());
+    }
+
+    #[test]
+    fn sigaction_round_trips() {
+        let sa = KSigaction { handler: 0x401000, flags: 0x0400_0000, restorer: 0x402000, mask: 1 << 5 };
+        assert_eq!(KSigaction::decode(&bytes(&sa)), sa);
+    }
+
+    #[test]
+    fn timespec_validation() {
+        assert_eq!(Timespec { sec: 1, nsec: 5 }.to_ns(), Some(1_000_000_005));
+        assert_eq!(Timespec { sec: -1, nsec: 0 }.to_ns(), None);
+        assert_eq!(Timespec { sec: 0, nsec: 1_000_000_000 }.to_ns(), None);
+    }
+
+    #[test]
+    fn utsname_is_nul_padded() {
+        let u = Utsname { sysname: "Linux", nodename: "kiln", release: "r", version: "v", machine: "x86_64", domainname: "(none)" };
+        let b = bytes(&u);
+        assert_eq!(b.len(), 390);
+        assert_eq!(&b[0..6], b"Linux\0");
+        assert_eq!(&b[65..70], b"kiln\0");
+        assert_eq!(&b[260..267], b"x86_64\0");
+    }
+}

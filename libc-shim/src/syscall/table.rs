@@ -1,0 +1,493 @@
+//! The syscall table: every x86_64 Linux syscall, with its number, name, support status and
+//! handler, in one declarative list (numbering from the kernel's
+//! `arch/x86/entry/syscalls/syscall_64.tbl`).
+//!
+//! An entry with a handler is dispatched to it; an entry without one returns `ENOSYS`. Numbers
+//! not in the table (336..=423 are unassigned on x86_64, and anything past [`MAX_NR`]) return
+//! `ENOSYS` too. Adding a syscall is one handler function and one line here; the ledger in
+//! `docs/syscalls.md` is rendered from this table.
+
+use super::Ctx;
+use super::args::{BadArg, Handler, Invoked};
+use crate::platform::Platform;
+
+use super::console::*;
+use super::limits::*;
+use super::mem::*;
+use super::process_info::*;
+use super::signal::*;
+use super::time::*;
+
+/// How far a syscall is supported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Implemented with Linux semantics for everything a single-process VM can mean.
+    Supported,
+    /// Implemented for the cases in the note; other cases return a Linux errno.
+    Partial(&'static str),
+    /// Not implemented yet: `ENOSYS`, with a warning logged once.
+    Enosys,
+    /// Deliberately `ENOSYS` (the note says why); no warning.
+    EnosysByDesign(&'static str),
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct SyscallInfo {
+    pub nr: u64,
+    pub name: &'static str,
+    pub status: Status,
+    /// Whether the table names a handler (must agree with `status`; a test checks).
+    pub has_handler: bool,
+}
+
+use Status::*;
+
+const NI: Status = EnosysByDesign("not implemented by Linux either");
+
+macro_rules! syscall_table {
+    ($($nr:literal $name:ident: $status:expr $(=> $handler:ident)?;)*) => {
+        /// Every x86_64 syscall, sorted by number.
+        pub static TABLE: &[SyscallInfo] = &[
+            $(SyscallInfo {
+                nr: $nr,
+                name: stringify!($name),
+                status: $status,
+                has_handler: syscall_table!(@has $($handler)?),
+            },)*
+        ];
+
+        /// Decodes the arguments of `nr` and runs its handler; `None` if it has none.
+        pub(crate) fn invoke<P: Platform>(nr: u64, ctx: &mut Ctx<'_, P>, raw: &[u64; 6]) -> Option<Result<Invoked, BadArg>> {
+            match nr {
+                $($($nr => Some(<_ as Handler<P, _>>::invoke(&$handler::<P>, ctx, raw)),)?)*
+                _ => None,
+            }
+        }
+    };
+    (@has $handler:ident) => { true };
+    (@has) => { false };
+}
+
+syscall_table! {
+    0 read: Partial("fd 0 (console input) only") => sys_read;
+    1 write: Partial("fds 1 and 2 (console); fd 0 when the console is a terminal") => sys_write;
+    2 open: Enosys;
+    3 close: Partial("fds 0-2 only") => sys_close;
+    4 stat: Enosys;
+    5 fstat: Partial("console fds: a character device") => sys_fstat;
+    6 lstat: Enosys;
+    7 poll: Enosys;
+    8 lseek: Partial("console fds: ESPIPE") => sys_lseek;
+    9 mmap: Partial("anonymous mappings only; file mappings are ENODEV") => sys_mmap;
+    10 mprotect: Supported => sys_mprotect;
+    11 munmap: Supported => sys_munmap;
+    12 brk: Supported => sys_brk;
+    13 rt_sigaction: Partial("dispositions are recorded; handlers are not run yet") => sys_rt_sigaction;
+    14 rt_sigprocmask: Supported => sys_rt_sigprocmask;
+    15 rt_sigreturn: Enosys;
+    16 ioctl: Partial("console: TCGETS, TCSETS*, TIOCGWINSZ, TIOCSWINSZ, FIONBIO, FIOCLEX") => sys_ioctl;
+    17 pread64: Enosys;
+    18 pwrite64: Enosys;
+    19 readv: Partial("as read") => sys_readv;
+    20 writev: Partial("as write") => sys_writev;
+    21 access: Enosys;
+    22 pipe: Enosys;
+    23 select: Enosys;
+    24 sched_yield: Supported => sys_sched_yield;
+    25 mremap: Partial("anonymous memory; MREMAP_FIXED and MREMAP_DONTUNMAP are EINVAL") => sys_mremap;
+    26 msync: Enosys;
+    27 mincore: Enosys;
+    28 madvise: Partial("MADV_DONTNEED/FREE zero the range; other advice is accepted and ignored") => sys_madvise;
+    29 shmget: Enosys;
+    30 shmat: Enosys;
+    31 shmctl: Enosys;
+    32 dup: Enosys;
+    33 dup2: Enosys;
+    34 pause: Enosys;
+    35 nanosleep: Supported => sys_nanosleep;
+    36 getitimer: Enosys;
+    37 alarm: Enosys;
+    38 setitimer: Enosys;
+    39 getpid: Supported => sys_getpid;
+    40 sendfile: Enosys;
+    41 socket: Enosys;
+    42 connect: Enosys;
+    43 accept: Enosys;
+    44 sendto: Enosys;
+    45 recvfrom: Enosys;
+    46 sendmsg: Enosys;
+    47 recvmsg: Enosys;
+    48 shutdown: Enosys;
+    49 bind: Enosys;
+    50 listen: Enosys;
+    51 getsockname: Enosys;
+    52 getpeername: Enosys;
+    53 socketpair: Enosys;
+    54 setsockopt: Enosys;
+    55 getsockopt: Enosys;
+    56 clone: Enosys;
+    57 fork: Enosys;
+    58 vfork: Enosys;
+    59 execve: Enosys;
+    60 exit: Partial("single thread: ends the process like exit_group") => sys_exit;
+    61 wait4: Enosys;
+    62 kill: Partial("to itself only: default actions and SIG_IGN; caught signals are ENOSYS") => sys_kill;
+    63 uname: Supported => sys_uname;
+    64 semget: Enosys;
+    65 semop: Enosys;
+    66 semctl: Enosys;
+    67 shmdt: Enosys;
+    68 msgget: Enosys;
+    69 msgsnd: Enosys;
+    70 msgrcv: Enosys;
+    71 msgctl: Enosys;
+    72 fcntl: Enosys;
+    73 flock: Enosys;
+    74 fsync: Enosys;
+    75 fdatasync: Enosys;
+    76 truncate: Enosys;
+    77 ftruncate: Enosys;
+    78 getdents: Enosys;
+    79 getcwd: Partial("always \"/\"") => sys_getcwd;
+    80 chdir: Enosys;
+    81 fchdir: Enosys;
+    82 rename: Enosys;
+    83 mkdir: Enosys;
+    84 rmdir: Enosys;
+    85 creat: Enosys;
+    86 link: Enosys;
+    87 unlink: Enosys;
+    88 symlink: Enosys;
+    89 readlink: Partial("/proc/self/exe only; other paths are ENOENT") => sys_readlink;
+    90 chmod: Enosys;
+    91 fchmod: Enosys;
+    92 chown: Enosys;
+    93 fchown: Enosys;
+    94 lchown: Enosys;
+    95 umask: Supported => sys_umask;
+    96 gettimeofday: Supported => sys_gettimeofday;
+    97 getrlimit: Supported => sys_getrlimit;
+    98 getrusage: Partial("CPU time is approximated by time since boot") => sys_getrusage;
+    99 sysinfo: Supported => sys_sysinfo;
+    100 times: Partial("CPU time is approximated by time since boot") => sys_times;
+    101 ptrace: Enosys;
+    102 getuid: Supported => sys_getuid;
+    103 syslog: Enosys;
+    104 getgid: Supported => sys_getgid;
+    105 setuid: Enosys;
+    106 setgid: Enosys;
+    107 geteuid: Supported => sys_geteuid;
+    108 getegid: Supported => sys_getegid;
+    109 setpgid: Enosys;
+    110 getppid: Supported => sys_getppid;
+    111 getpgrp: Supported => sys_getpgrp;
+    112 setsid: Enosys;
+    113 setreuid: Enosys;
+    114 setregid: Enosys;
+    115 getgroups: Enosys;
+    116 setgroups: Enosys;
+    117 setresuid: Enosys;
+    118 getresuid: Enosys;
+    119 setresgid: Enosys;
+    120 getresgid: Enosys;
+    121 getpgid: Supported => sys_getpgid;
+    122 setfsuid: Enosys;
+    123 setfsgid: Enosys;
+    124 getsid: Supported => sys_getsid;
+    125 capget: Enosys;
+    126 capset: Enosys;
+    127 rt_sigpending: Enosys;
+    128 rt_sigtimedwait: Enosys;
+    129 rt_sigqueueinfo: Enosys;
+    130 rt_sigsuspend: Enosys;
+    131 sigaltstack: Partial("recorded; not used until signal delivery exists") => sys_sigaltstack;
+    132 utime: Enosys;
+    133 mknod: Enosys;
+    134 uselib: NI;
+    135 personality: Enosys;
+    136 ustat: Enosys;
+    137 statfs: Enosys;
+    138 fstatfs: Enosys;
+    139 sysfs: Enosys;
+    140 getpriority: Enosys;
+    141 setpriority: Enosys;
+    142 sched_setparam: Enosys;
+    143 sched_getparam: Enosys;
+    144 sched_setscheduler: Enosys;
+    145 sched_getscheduler: Enosys;
+    146 sched_get_priority_max: Enosys;
+    147 sched_get_priority_min: Enosys;
+    148 sched_rr_get_interval: Enosys;
+    149 mlock: Enosys;
+    150 munlock: Enosys;
+    151 mlockall: Enosys;
+    152 munlockall: Enosys;
+    153 vhangup: Enosys;
+    154 modify_ldt: EnosysByDesign("no LDT: the app runs in the kernel's segments");
+    155 pivot_root: Enosys;
+    156 _sysctl: NI;
+    157 prctl: Enosys;
+    158 arch_prctl: Partial("ARCH_SET_FS/ARCH_GET_FS; GS holds per-CPU data (EINVAL)") => sys_arch_prctl;
+    159 adjtimex: Enosys;
+    160 setrlimit: Partial("limits are recorded, not enforced") => sys_setrlimit;
+    161 chroot: Enosys;
+    162 sync: Enosys;
+    163 acct: Enosys;
+    164 settimeofday: Enosys;
+    165 mount: Enosys;
+    166 umount2: Enosys;
+    167 swapon: Enosys;
+    168 swapoff: Enosys;
+    169 reboot: Enosys;
+    170 sethostname: Enosys;
+    171 setdomainname: Enosys;
+    172 iopl: EnosysByDesign("the app already runs at ring 0; port access is not an app service");
+    173 ioperm: EnosysByDesign("the app already runs at ring 0; port access is not an app service");
+    174 create_module: NI;
+    175 init_module: EnosysByDesign("no kernel modules");
+    176 delete_module: EnosysByDesign("no kernel modules");
+    177 get_kernel_syms: NI;
+    178 query_module: NI;
+    179 quotactl: Enosys;
+    180 nfsservctl: NI;
+    181 getpmsg: NI;
+    182 putpmsg: NI;
+    183 afs_syscall: NI;
+    184 tuxcall: NI;
+    185 security: NI;
+    186 gettid: Supported => sys_gettid;
+    187 readahead: Enosys;
+    188 setxattr: Enosys;
+    189 lsetxattr: Enosys;
+    190 fsetxattr: Enosys;
+    191 getxattr: Enosys;
+    192 lgetxattr: Enosys;
+    193 fgetxattr: Enosys;
+    194 listxattr: Enosys;
+    195 llistxattr: Enosys;
+    196 flistxattr: Enosys;
+    197 removexattr: Enosys;
+    198 lremovexattr: Enosys;
+    199 fremovexattr: Enosys;
+    200 tkill: Partial("as kill") => sys_tkill;
+    201 time: Supported => sys_time;
+    202 futex: Enosys;
+    203 sched_setaffinity: Enosys;
+    204 sched_getaffinity: Supported => sys_sched_getaffinity;
+    205 set_thread_area: EnosysByDesign("x86_64 uses arch_prctl(ARCH_SET_FS)");
+    206 io_setup: Enosys;
+    207 io_destroy: Enosys;
+    208 io_getevents: Enosys;
+    209 io_submit: Enosys;
+    210 io_cancel: Enosys;
+    211 get_thread_area: EnosysByDesign("x86_64 uses arch_prctl(ARCH_GET_FS)");
+    212 lookup_dcookie: Enosys;
+    213 epoll_create: Enosys;
+    214 epoll_ctl_old: NI;
+    215 epoll_wait_old: NI;
+    216 remap_file_pages: Enosys;
+    217 getdents64: Enosys;
+    218 set_tid_address: Supported => sys_set_tid_address;
+    219 restart_syscall: Enosys;
+    220 semtimedop: Enosys;
+    221 fadvise64: Enosys;
+    222 timer_create: Enosys;
+    223 timer_settime: Enosys;
+    224 timer_gettime: Enosys;
+    225 timer_getoverrun: Enosys;
+    226 timer_delete: Enosys;
+    227 clock_settime: Enosys;
+    228 clock_gettime: Partial("clocks 0-7; CPU-time clocks read the monotonic clock") => sys_clock_gettime;
+    229 clock_getres: Partial("clocks 0-7") => sys_clock_getres;
+    230 clock_nanosleep: Partial("CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME") => sys_clock_nanosleep;
+    231 exit_group: Supported => sys_exit_group;
+    232 epoll_wait: Enosys;
+    233 epoll_ctl: Enosys;
+    234 tgkill: Partial("as kill") => sys_tgkill;
+    235 utimes: Enosys;
+    236 vserver: NI;
+    237 mbind: Enosys;
+    238 set_mempolicy: Enosys;
+    239 get_mempolicy: Enosys;
+    240 mq_open: Enosys;
+    241 mq_unlink: Enosys;
+    242 mq_timedsend: Enosys;
+    243 mq_timedreceive: Enosys;
+    244 mq_notify: Enosys;
+    245 mq_getsetattr: Enosys;
+    246 kexec_load: EnosysByDesign("no kexec");
+    247 waitid: Enosys;
+    248 add_key: Enosys;
+    249 request_key: Enosys;
+    250 keyctl: Enosys;
+    251 ioprio_set: Enosys;
+    252 ioprio_get: Enosys;
+    253 inotify_init: Enosys;
+    254 inotify_add_watch: Enosys;
+    255 inotify_rm_watch: Enosys;
+    256 migrate_pages: Enosys;
+    257 openat: Enosys;
+    258 mkdirat: Enosys;
+    259 mknodat: Enosys;
+    260 fchownat: Enosys;
+    261 futimesat: Enosys;
+    262 newfstatat: Partial("AT_EMPTY_PATH on console fds; paths are ENOENT") => sys_newfstatat;
+    263 unlinkat: Enosys;
+    264 renameat: Enosys;
+    265 linkat: Enosys;
+    266 symlinkat: Enosys;
+    267 readlinkat: Partial("/proc/self/exe only; other paths are ENOENT") => sys_readlinkat;
+    268 fchmodat: Enosys;
+    269 faccessat: Enosys;
+    270 pselect6: Enosys;
+    271 ppoll: Enosys;
+    272 unshare: Enosys;
+    273 set_robust_list: Partial("recorded; used when threads exist") => sys_set_robust_list;
+    274 get_robust_list: Supported => sys_get_robust_list;
+    275 splice: Enosys;
+    276 tee: Enosys;
+    277 sync_file_range: Enosys;
+    278 vmsplice: Enosys;
+    279 move_pages: Enosys;
+    280 utimensat: Enosys;
+    281 epoll_pwait: Enosys;
+    282 signalfd: Enosys;
+    283 timerfd_create: Enosys;
+    284 eventfd: Enosys;
+    285 fallocate: Enosys;
+    286 timerfd_settime: Enosys;
+    287 timerfd_gettime: Enosys;
+    288 accept4: Enosys;
+    289 signalfd4: Enosys;
+    290 eventfd2: Enosys;
+    291 epoll_create1: Enosys;
+    292 dup3: Enosys;
+    293 pipe2: Enosys;
+    294 inotify_init1: Enosys;
+    295 preadv: Enosys;
+    296 pwritev: Enosys;
+    297 rt_tgsigqueueinfo: Enosys;
+    298 perf_event_open: EnosysByDesign("no performance counters for apps");
+    299 recvmmsg: Enosys;
+    300 fanotify_init: Enosys;
+    301 fanotify_mark: Enosys;
+    302 prlimit64: Partial("own process; limits are recorded, not enforced") => sys_prlimit64;
+    303 name_to_handle_at: Enosys;
+    304 open_by_handle_at: Enosys;
+    305 clock_adjtime: Enosys;
+    306 syncfs: Enosys;
+    307 sendmmsg: Enosys;
+    308 setns: Enosys;
+    309 getcpu: Enosys;
+    310 process_vm_readv: Enosys;
+    311 process_vm_writev: Enosys;
+    312 kcmp: Enosys;
+    313 finit_module: EnosysByDesign("no kernel modules");
+    314 sched_setattr: Enosys;
+    315 sched_getattr: Enosys;
+    316 renameat2: Enosys;
+    317 seccomp: Enosys;
+    318 getrandom: Supported => sys_getrandom;
+    319 memfd_create: Enosys;
+    320 kexec_file_load: EnosysByDesign("no kexec");
+    321 bpf: EnosysByDesign("no BPF");
+    322 execveat: Enosys;
+    323 userfaultfd: Enosys;
+    324 membarrier: Enosys;
+    325 mlock2: Enosys;
+    326 copy_file_range: Enosys;
+    327 preadv2: Enosys;
+    328 pwritev2: Enosys;
+    329 pkey_mprotect: Enosys;
+    330 pkey_alloc: Enosys;
+    331 pkey_free: Enosys;
+    332 statx: Enosys;
+    333 io_pgetevents: Enosys;
+    334 rseq: EnosysByDesign("glibc and others fall back silently when rseq is absent");
+    335 uretprobe: EnosysByDesign("no uprobes");
+    424 pidfd_send_signal: Enosys;
+    425 io_uring_setup: Enosys;
+    426 io_uring_enter: Enosys;
+    427 io_uring_register: Enosys;
+    428 open_tree: Enosys;
+    429 move_mount: Enosys;
+    430 fsopen: Enosys;
+    431 fsconfig: Enosys;
+    432 fsmount: Enosys;
+    433 fspick: Enosys;
+    434 pidfd_open: Enosys;
+    435 clone3: Enosys;
+    436 close_range: Enosys;
+    437 openat2: Enosys;
+    438 pidfd_getfd: Enosys;
+    439 faccessat2: Enosys;
+    440 process_madvise: Enosys;
+    441 epoll_pwait2: Enosys;
+    442 mount_setattr: Enosys;
+    443 quotactl_fd: Enosys;
+    444 landlock_create_ruleset: Enosys;
+    445 landlock_add_rule: Enosys;
+    446 landlock_restrict_self: Enosys;
+    447 memfd_secret: Enosys;
+    448 process_mrelease: Enosys;
+    449 futex_waitv: Enosys;
+    450 set_mempolicy_home_node: Enosys;
+    451 cachestat: Enosys;
+    452 fchmodat2: Enosys;
+    453 map_shadow_stack: Enosys;
+    454 futex_wake: Enosys;
+    455 futex_wait: Enosys;
+    456 futex_requeue: Enosys;
+    457 statmount: Enosys;
+    458 listmount: Enosys;
+    459 lsm_get_self_attr: Enosys;
+    460 lsm_set_self_attr: Enosys;
+    461 lsm_list_modules: Enosys;
+    462 mseal: Enosys;
+}
+
+/// The highest syscall number in the table.
+pub const MAX_NR: u64 = 462;
+
+/// The table row for `nr`, if `nr` is an assigned x86_64 syscall.
+pub fn info(nr: u64) -> Option<&'static SyscallInfo> {
+    TABLE.binary_search_by_key(&nr, |i| i.nr).ok().map(|i| &TABLE[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_unique_and_ends_at_max() {
+        assert!(TABLE.windows(2).all(|w| w[0].nr < w[1].nr));
+        assert_eq!(TABLE.last().unwrap().nr, MAX_NR);
+        // 0..=335 and 424..=462 are assigned; 336..=423 are not.
+        assert_eq!(TABLE.len(), 336 + (462 - 424 + 1));
+    }
+
+    #[test]
+    fn status_agrees_with_handler() {
+        for i in TABLE {
+            let implemented = matches!(i.status, Supported | Partial(_));
+            assert_eq!(implemented, i.has_handler, "{} ({})", i.name, i.nr);
+        }
+    }
+
+    #[test]
+    fn spot_check_numbers() {
+        let expect = [
+            (0, "read"), (39, "getpid"), (60, "exit"), (63, "uname"), (158, "arch_prctl"), (186, "gettid"),
+            (200, "tkill"), (202, "futex"), (218, "set_tid_address"), (228, "clock_gettime"),
+            (231, "exit_group"), (234, "tgkill"), (257, "openat"), (262, "newfstatat"),
+            (273, "set_robust_list"), (302, "prlimit64"), (318, "getrandom"), (334, "rseq"),
+            (435, "clone3"), (462, "mseal"),
+        ];
+        for (nr, name) in expect {
+            assert_eq!(info(nr).map(|i| i.name), Some(name), "nr {nr}");
+        }
+        assert!(info(336).is_none());
+        assert!(info(423).is_none());
+    }
+}
