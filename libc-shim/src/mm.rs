@@ -65,7 +65,7 @@ fn page_up(x: u64) -> Option<u64> {
 }
 
 fn is_aligned(x: u64) -> bool {
-    x % PAGE_SIZE == 0
+    x.is_multiple_of(PAGE_SIZE)
 }
 
 /// Page-rounds `len` and checks `[addr, addr+len)` is a non-empty page-aligned range of the
@@ -74,7 +74,9 @@ fn checked_range(addr: u64, len: u64) -> Result<u64, Errno> {
     if !is_aligned(addr) || len == 0 {
         return Err(Errno::EINVAL);
     }
-    let end = page_up(len).and_then(|l| addr.checked_add(l)).ok_or(Errno::EINVAL)?;
+    let end = page_up(len)
+        .and_then(|l| addr.checked_add(l))
+        .ok_or(Errno::EINVAL)?;
     if end > USER_END {
         return Err(Errno::EINVAL);
     }
@@ -84,12 +86,20 @@ fn checked_range(addr: u64, len: u64) -> Result<u64, Errno> {
 /// What the CPU lets the app do with a page of protection `prot`: on x86_64 without
 /// protection keys every mapped present page that is writable or executable is readable.
 fn effective(prot: Prot) -> Prot {
-    if prot.intersects(Prot::WRITE | Prot::EXEC) { prot | Prot::READ } else { prot }
+    if prot.intersects(Prot::WRITE | Prot::EXEC) {
+        prot | Prot::READ
+    } else {
+        prot
+    }
 }
 
 impl Mm {
     pub fn new() -> Self {
-        Mm { vmas: BTreeMap::new(), brk_base: 0, brk: 0 }
+        Mm {
+            vmas: BTreeMap::new(),
+            brk_base: 0,
+            brk: 0,
+        }
     }
 
     /// Maps zeroed pages at exactly `[addr, addr+len)` (page-aligned by the caller), replacing
@@ -116,7 +126,13 @@ impl Mm {
 
     /// Changes protection of a recorded range (and the page tables). `EINVAL` for an unaligned
     /// address, `ENOMEM` if part of the range is not mapped (nothing is changed then).
-    pub fn protect<P: Platform>(&mut self, platform: &P, addr: u64, len: u64, prot: Prot) -> Result<(), Errno> {
+    pub fn protect<P: Platform>(
+        &mut self,
+        platform: &P,
+        addr: u64,
+        len: u64,
+        prot: Prot,
+    ) -> Result<(), Errno> {
         if len == 0 && is_aligned(addr) {
             return Ok(());
         }
@@ -161,7 +177,9 @@ impl Mm {
 
     /// Every mapping as (start, end, protection, kind), in address order.
     pub fn vmas(&self) -> impl Iterator<Item = (u64, u64, Prot, &VmaKind)> {
-        self.vmas.iter().map(|(&start, v)| (start, v.end, v.prot, &v.kind))
+        self.vmas
+            .iter()
+            .map(|(&start, v)| (start, v.end, v.prot, &v.kind))
     }
 
     /// The mapping containing `addr`, as (start, end, protection, kind).
@@ -202,11 +220,17 @@ impl Mm {
 
     /// Splits the record containing `addr` (strictly inside it) in two at `addr`.
     fn split_at(&mut self, addr: u64) {
-        let Some((&start, vma)) = self.vmas.range_mut(..addr).next_back() else { return };
+        let Some((&start, vma)) = self.vmas.range_mut(..addr).next_back() else {
+            return;
+        };
         if vma.end <= addr || start == addr {
             return;
         }
-        let upper = Vma { end: vma.end, prot: vma.prot, kind: vma.kind.clone() };
+        let upper = Vma {
+            end: vma.end,
+            prot: vma.prot,
+            kind: vma.kind.clone(),
+        };
         vma.end = addr;
         self.vmas.insert(addr, upper);
     }
@@ -223,9 +247,15 @@ impl Mm {
 
     /// Merges records touching `[start, end)` with equal neighbours.
     fn merge_around(&mut self, start: u64, end: u64) {
-        let first = self.vmas.range(..start).next_back().map_or(start, |(&s, _)| s);
+        let first = self
+            .vmas
+            .range(..start)
+            .next_back()
+            .map_or(start, |(&s, _)| s);
         let keys: alloc::vec::Vec<u64> = self.vmas.range(first..=end).map(|(&s, _)| s).collect();
-        let Some(&first_key) = keys.first() else { return };
+        let Some(&first_key) = keys.first() else {
+            return;
+        };
         let mut current = first_key;
         for &next in &keys[1..] {
             let (a, b) = (&self.vmas[&current], &self.vmas[&next]);
@@ -273,7 +303,13 @@ impl Mm {
     /// mmap of anonymous memory: returns the address. `len` is rounded up to pages by the callee;
     /// `EINVAL` for zero length or unaligned fixed address, `ENOMEM` when no room or no frames,
     /// `EPERM` for a fixed address below `MMAP_MIN` (as Linux's mmap_min_addr check).
-    pub fn mmap_anonymous<P: Platform>(&mut self, platform: &P, at: Placement, len: u64, prot: Prot) -> Result<u64, Errno> {
+    pub fn mmap_anonymous<P: Platform>(
+        &mut self,
+        platform: &P,
+        at: Placement,
+        len: u64,
+        prot: Prot,
+    ) -> Result<u64, Errno> {
         if len == 0 {
             return Err(Errno::EINVAL);
         }
@@ -298,8 +334,14 @@ impl Mm {
             Placement::Hint(hint) => {
                 let hint = hint & !(PAGE_SIZE - 1);
                 let usable = hint >= MMAP_MIN
-                    && hint.checked_add(len).is_some_and(|end| end <= USER_END && self.is_free(hint, end));
-                if usable { hint } else { self.find_free_top_down(len).ok_or(Errno::ENOMEM)? }
+                    && hint
+                        .checked_add(len)
+                        .is_some_and(|end| end <= USER_END && self.is_free(hint, end));
+                if usable {
+                    hint
+                } else {
+                    self.find_free_top_down(len).ok_or(Errno::ENOMEM)?
+                }
             }
         };
         self.map_fixed(platform, addr, len, prot, VmaKind::Anonymous)?;
@@ -329,7 +371,16 @@ impl Mm {
             if !self.is_free(old_end, new_end) {
                 return self.brk;
             }
-            if self.map_fixed(platform, old_end, new_end - old_end, Prot::READ | Prot::WRITE, VmaKind::Heap).is_err() {
+            if self
+                .map_fixed(
+                    platform,
+                    old_end,
+                    new_end - old_end,
+                    Prot::READ | Prot::WRITE,
+                    VmaKind::Heap,
+                )
+                .is_err()
+            {
                 return self.brk;
             }
         } else if new_end < old_end {
@@ -369,12 +420,20 @@ mod tests {
                 recorded.push((page, p));
             }
         }
-        let mapped: Vec<(u64, Prot)> = fake.pages.borrow().iter().map(|(&a, (p, _))| (a, *p)).collect();
+        let mapped: Vec<(u64, Prot)> = fake
+            .pages
+            .borrow()
+            .iter()
+            .map(|(&a, (p, _))| (a, *p))
+            .collect();
         assert_eq!(recorded, mapped);
         // No two neighbours that should have been merged.
         let l = list(mm);
         for w in l.windows(2) {
-            assert!(w[0].1 < w[1].0 || w[0].2 != w[1].2 || w[0].3 != w[1].3, "unmerged {w:x?}");
+            assert!(
+                w[0].1 < w[1].0 || w[0].2 != w[1].2 || w[0].3 != w[1].3,
+                "unmerged {w:x?}"
+            );
         }
     }
 
@@ -382,11 +441,14 @@ mod tests {
     fn map_fixed_replaces_and_merges() {
         let fake = FakePlatform::default();
         let mut mm = Mm::new();
-        mm.map_fixed(&fake, 0x40_0000, 3 * P, RW, VmaKind::Program).unwrap();
-        mm.map_fixed(&fake, 0x40_3000, P, RW, VmaKind::Program).unwrap();
+        mm.map_fixed(&fake, 0x40_0000, 3 * P, RW, VmaKind::Program)
+            .unwrap();
+        mm.map_fixed(&fake, 0x40_3000, P, RW, VmaKind::Program)
+            .unwrap();
         assert_eq!(list(&mm), [(0x40_0000, 0x40_4000, RW, VmaKind::Program)]);
         fake.write_app(0x40_1000, b"old").unwrap();
-        mm.map_fixed(&fake, 0x40_1000, P, Prot::READ, VmaKind::Anonymous).unwrap();
+        mm.map_fixed(&fake, 0x40_1000, P, Prot::READ, VmaKind::Anonymous)
+            .unwrap();
         assert_eq!(
             list(&mm),
             [
@@ -399,16 +461,26 @@ mod tests {
         fake.read_app(0x40_1000, &mut buf).unwrap();
         assert_eq!(buf, [0; 3], "replaced pages are fresh");
         assert_in_sync(&mm, &fake);
-        assert_eq!(mm.map_fixed(&fake, 0x40_0001, P, RW, VmaKind::Anonymous), Err(Errno::EINVAL));
-        assert_eq!(mm.map_fixed(&fake, 0x40_0000, 0, RW, VmaKind::Anonymous), Err(Errno::EINVAL));
-        assert_eq!(mm.map_fixed(&fake, USER_END - P, 2 * P, RW, VmaKind::Anonymous), Err(Errno::EINVAL));
+        assert_eq!(
+            mm.map_fixed(&fake, 0x40_0001, P, RW, VmaKind::Anonymous),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            mm.map_fixed(&fake, 0x40_0000, 0, RW, VmaKind::Anonymous),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            mm.map_fixed(&fake, USER_END - P, 2 * P, RW, VmaKind::Anonymous),
+            Err(Errno::EINVAL)
+        );
     }
 
     #[test]
     fn protect_splits_and_merges_back() {
         let fake = FakePlatform::default();
         let mut mm = Mm::new();
-        mm.map_fixed(&fake, 0x10_0000, 4 * P, RW, VmaKind::Anonymous).unwrap();
+        mm.map_fixed(&fake, 0x10_0000, 4 * P, RW, VmaKind::Anonymous)
+            .unwrap();
         mm.protect(&fake, 0x10_1000, 2 * P, Prot::READ).unwrap();
         assert_eq!(
             list(&mm),
@@ -425,9 +497,15 @@ mod tests {
         assert_in_sync(&mm, &fake);
         // A hole in the range: ENOMEM and nothing changes.
         mm.munmap(&fake, 0x10_2000, P).unwrap();
-        assert_eq!(mm.protect(&fake, 0x10_0000, 4 * P, Prot::READ), Err(Errno::ENOMEM));
+        assert_eq!(
+            mm.protect(&fake, 0x10_0000, 4 * P, Prot::READ),
+            Err(Errno::ENOMEM)
+        );
         assert_eq!(fake.prot_of(0x10_0000), Some(RW));
-        assert_eq!(mm.protect(&fake, 0x10_0800, P, Prot::READ), Err(Errno::EINVAL));
+        assert_eq!(
+            mm.protect(&fake, 0x10_0800, P, Prot::READ),
+            Err(Errno::EINVAL)
+        );
         assert_eq!(mm.protect(&fake, 0x10_0000, 0, Prot::READ), Ok(()));
         assert_in_sync(&mm, &fake);
     }
@@ -436,9 +514,17 @@ mod tests {
     fn munmap_splits_a_mapping_in_three() {
         let fake = FakePlatform::default();
         let mut mm = Mm::new();
-        let a = mm.mmap_anonymous(&fake, Placement::Hint(0), 5 * P, RW).unwrap();
+        let a = mm
+            .mmap_anonymous(&fake, Placement::Hint(0), 5 * P, RW)
+            .unwrap();
         mm.munmap(&fake, a + P, 2 * P).unwrap();
-        assert_eq!(list(&mm), [(a, a + P, RW, VmaKind::Anonymous), (a + 3 * P, a + 5 * P, RW, VmaKind::Anonymous)]);
+        assert_eq!(
+            list(&mm),
+            [
+                (a, a + P, RW, VmaKind::Anonymous),
+                (a + 3 * P, a + 5 * P, RW, VmaKind::Anonymous)
+            ]
+        );
         assert_in_sync(&mm, &fake);
         // Over a hole and past the end: fine, like Linux.
         mm.munmap(&fake, a, 10 * P).unwrap();
@@ -447,7 +533,9 @@ mod tests {
         assert_eq!(mm.munmap(&fake, a + 1, P), Err(Errno::EINVAL));
         assert_eq!(mm.munmap(&fake, a, 0), Err(Errno::EINVAL));
         // Length is rounded up to whole pages.
-        let b = mm.mmap_anonymous(&fake, Placement::Hint(0), 2 * P, RW).unwrap();
+        let b = mm
+            .mmap_anonymous(&fake, Placement::Hint(0), 2 * P, RW)
+            .unwrap();
         mm.munmap(&fake, b, 1).unwrap();
         assert_eq!(list(&mm), [(b + P, b + 2 * P, RW, VmaKind::Anonymous)]);
     }
@@ -456,24 +544,41 @@ mod tests {
     fn mmap_goes_top_down_and_honours_free_hints() {
         let fake = FakePlatform::default();
         let mut mm = Mm::new();
-        let a = mm.mmap_anonymous(&fake, Placement::Hint(0), 3 * P, RW).unwrap();
+        let a = mm
+            .mmap_anonymous(&fake, Placement::Hint(0), 3 * P, RW)
+            .unwrap();
         assert_eq!(a, MMAP_TOP - 3 * P);
-        let b = mm.mmap_anonymous(&fake, Placement::Hint(0), 100, RW).unwrap();
-        assert_eq!(b, a - P, "length rounded up to a page, just below the previous");
+        let b = mm
+            .mmap_anonymous(&fake, Placement::Hint(0), 100, RW)
+            .unwrap();
+        assert_eq!(
+            b,
+            a - P,
+            "length rounded up to a page, just below the previous"
+        );
         // Fill a hole left by munmap when it fits.
         mm.munmap(&fake, a + P, P).unwrap();
-        let c = mm.mmap_anonymous(&fake, Placement::Hint(0), P, Prot::READ).unwrap();
+        let c = mm
+            .mmap_anonymous(&fake, Placement::Hint(0), P, Prot::READ)
+            .unwrap();
         assert_eq!(c, a + P);
         // A free hint is honoured (rounded down to its page), a taken one is not.
-        let d = mm.mmap_anonymous(&fake, Placement::Hint(0x2000_0123), P, RW).unwrap();
+        let d = mm
+            .mmap_anonymous(&fake, Placement::Hint(0x2000_0123), P, RW)
+            .unwrap();
         assert_eq!(d, 0x2000_0000);
-        let e = mm.mmap_anonymous(&fake, Placement::Hint(0x2000_0000), P, RW).unwrap();
+        let e = mm
+            .mmap_anonymous(&fake, Placement::Hint(0x2000_0000), P, RW)
+            .unwrap();
         assert_ne!(e, 0x2000_0000);
-        assert!(e < MMAP_TOP && e >= MMAP_MIN);
+        assert!((MMAP_MIN..MMAP_TOP).contains(&e));
         // A hint below MMAP_MIN (page 0 included) is never honoured.
         let f = mm.mmap_anonymous(&fake, Placement::Hint(P), P, RW).unwrap();
         assert!(f >= MMAP_MIN);
-        assert_eq!(mm.mmap_anonymous(&fake, Placement::Hint(0), 0, RW), Err(Errno::EINVAL));
+        assert_eq!(
+            mm.mmap_anonymous(&fake, Placement::Hint(0), 0, RW),
+            Err(Errno::EINVAL)
+        );
         assert_in_sync(&mm, &fake);
     }
 
@@ -482,16 +587,34 @@ mod tests {
         let fake = FakePlatform::default();
         let mut mm = Mm::new();
         let a = 0x7000_0000;
-        assert_eq!(mm.mmap_anonymous(&fake, Placement::FixedNoReplace(a), 2 * P, RW), Ok(a));
-        assert_eq!(mm.mmap_anonymous(&fake, Placement::FixedNoReplace(a + P), 2 * P, RW), Err(Errno::EEXIST));
+        assert_eq!(
+            mm.mmap_anonymous(&fake, Placement::FixedNoReplace(a), 2 * P, RW),
+            Ok(a)
+        );
+        assert_eq!(
+            mm.mmap_anonymous(&fake, Placement::FixedNoReplace(a + P), 2 * P, RW),
+            Err(Errno::EEXIST)
+        );
         fake.write_app(a, b"x").unwrap();
-        assert_eq!(mm.mmap_anonymous(&fake, Placement::Fixed(a), P, Prot::READ), Ok(a));
+        assert_eq!(
+            mm.mmap_anonymous(&fake, Placement::Fixed(a), P, Prot::READ),
+            Ok(a)
+        );
         let mut buf = [9u8];
         fake.read_app(a, &mut buf).unwrap();
         assert_eq!(buf, [0]);
-        assert_eq!(mm.mmap_anonymous(&fake, Placement::Fixed(a + 1), P, RW), Err(Errno::EINVAL));
-        assert_eq!(mm.mmap_anonymous(&fake, Placement::Fixed(0), P, RW), Err(Errno::EPERM));
-        assert_eq!(mm.mmap_anonymous(&fake, Placement::Fixed(USER_END - P), 2 * P, RW), Err(Errno::ENOMEM));
+        assert_eq!(
+            mm.mmap_anonymous(&fake, Placement::Fixed(a + 1), P, RW),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            mm.mmap_anonymous(&fake, Placement::Fixed(0), P, RW),
+            Err(Errno::EPERM)
+        );
+        assert_eq!(
+            mm.mmap_anonymous(&fake, Placement::Fixed(USER_END - P), 2 * P, RW),
+            Err(Errno::ENOMEM)
+        );
         assert_in_sync(&mm, &fake);
     }
 
@@ -499,19 +622,40 @@ mod tests {
     fn enomem_when_no_gap_or_no_frames() {
         let fake = FakePlatform::default();
         let mut mm = Mm::new();
-        assert_eq!(mm.mmap_anonymous(&fake, Placement::Hint(0), MMAP_TOP, RW), Err(Errno::ENOMEM));
+        assert_eq!(
+            mm.mmap_anonymous(&fake, Placement::Hint(0), MMAP_TOP, RW),
+            Err(Errno::ENOMEM)
+        );
         // Fill everything between MMAP_MIN and MMAP_TOP with records only (no frames spent):
         // a gap search must then fail.
-        mm.vmas.insert(MMAP_MIN, Vma { end: MMAP_TOP, prot: RW, kind: VmaKind::Anonymous });
-        assert_eq!(mm.mmap_anonymous(&fake, Placement::Hint(0), P, RW), Err(Errno::ENOMEM));
+        mm.vmas.insert(
+            MMAP_MIN,
+            Vma {
+                end: MMAP_TOP,
+                prot: RW,
+                kind: VmaKind::Anonymous,
+            },
+        );
+        assert_eq!(
+            mm.mmap_anonymous(&fake, Placement::Hint(0), P, RW),
+            Err(Errno::ENOMEM)
+        );
         mm.vmas.clear();
 
         fake.frames_left.set(2);
-        let a = mm.mmap_anonymous(&fake, Placement::Hint(0), 2 * P, RW).unwrap();
-        assert_eq!(mm.mmap_anonymous(&fake, Placement::Hint(0), P, RW), Err(Errno::ENOMEM));
+        let a = mm
+            .mmap_anonymous(&fake, Placement::Hint(0), 2 * P, RW)
+            .unwrap();
+        assert_eq!(
+            mm.mmap_anonymous(&fake, Placement::Hint(0), P, RW),
+            Err(Errno::ENOMEM)
+        );
         assert_in_sync(&mm, &fake);
         // A failed MAP_FIXED over an existing mapping leaves both sides agreeing.
-        assert_eq!(mm.mmap_anonymous(&fake, Placement::Fixed(a), 3 * P, RW), Err(Errno::ENOMEM));
+        assert_eq!(
+            mm.mmap_anonymous(&fake, Placement::Fixed(a), 3 * P, RW),
+            Err(Errno::ENOMEM)
+        );
         assert_in_sync(&mm, &fake);
     }
 
@@ -519,20 +663,47 @@ mod tests {
     fn check_access_follows_records() {
         let fake = FakePlatform::default();
         let mut mm = Mm::new();
-        mm.map_fixed(&fake, 0x40_0000, P, Prot::READ | Prot::EXEC, VmaKind::Program).unwrap();
-        mm.map_fixed(&fake, 0x40_1000, P, RW, VmaKind::Program).unwrap();
+        mm.map_fixed(
+            &fake,
+            0x40_0000,
+            P,
+            Prot::READ | Prot::EXEC,
+            VmaKind::Program,
+        )
+        .unwrap();
+        mm.map_fixed(&fake, 0x40_1000, P, RW, VmaKind::Program)
+            .unwrap();
         assert_eq!(mm.check_access(0x40_0ff0, 0x20, Prot::READ), Ok(()));
-        assert_eq!(mm.check_access(0x40_0ff0, 0x20, Prot::WRITE), Err(Errno::EFAULT));
+        assert_eq!(
+            mm.check_access(0x40_0ff0, 0x20, Prot::WRITE),
+            Err(Errno::EFAULT)
+        );
         assert_eq!(mm.check_access(0x40_1ff0, 0x10, Prot::WRITE), Ok(()));
-        assert_eq!(mm.check_access(0x40_1ff0, 0x11, Prot::READ), Err(Errno::EFAULT));
-        assert_eq!(mm.check_access(0x3f_fff0, 0x20, Prot::READ), Err(Errno::EFAULT));
+        assert_eq!(
+            mm.check_access(0x40_1ff0, 0x11, Prot::READ),
+            Err(Errno::EFAULT)
+        );
+        assert_eq!(
+            mm.check_access(0x3f_fff0, 0x20, Prot::READ),
+            Err(Errno::EFAULT)
+        );
         assert_eq!(mm.check_access(0, 8, Prot::READ), Err(Errno::EFAULT));
-        assert_eq!(mm.check_access(u64::MAX - 2, 8, Prot::READ), Err(Errno::EFAULT));
+        assert_eq!(
+            mm.check_access(u64::MAX - 2, 8, Prot::READ),
+            Err(Errno::EFAULT)
+        );
         assert_eq!(mm.check_access(0, 0, Prot::READ), Ok(()));
         mm.protect(&fake, 0x40_1000, P, Prot::WRITE).unwrap();
-        assert_eq!(mm.check_access(0x40_1000, 8, Prot::READ), Ok(()), "writable implies readable on x86");
+        assert_eq!(
+            mm.check_access(0x40_1000, 8, Prot::READ),
+            Ok(()),
+            "writable implies readable on x86"
+        );
         mm.protect(&fake, 0x40_1000, P, Prot::empty()).unwrap();
-        assert_eq!(mm.check_access(0x40_1000, 8, Prot::READ), Err(Errno::EFAULT));
+        assert_eq!(
+            mm.check_access(0x40_1000, 8, Prot::READ),
+            Err(Errno::EFAULT)
+        );
         assert_eq!(mm.vma_at(0x40_0123).map(|v| v.0), Some(0x40_0000));
         assert_eq!(mm.vma_at(0x40_2000), None);
     }
@@ -541,7 +712,8 @@ mod tests {
     fn brk_grows_shrinks_and_stops_at_mappings() {
         let fake = FakePlatform::default();
         let mut mm = Mm::new();
-        mm.map_fixed(&fake, 0x40_0000, 2 * P, RW, VmaKind::Program).unwrap();
+        mm.map_fixed(&fake, 0x40_0000, 2 * P, RW, VmaKind::Program)
+            .unwrap();
         assert_eq!(mm.brk(&fake, 0x50_0000), 0, "no heap before set_brk_base");
         mm.set_brk_base(0x40_1234);
         let base = 0x40_2000;
@@ -551,10 +723,18 @@ mod tests {
         assert_eq!(list(&mm)[1], (base, base + P, RW, VmaKind::Heap));
         let frames = fake.frames_left.get();
         assert_eq!(mm.brk(&fake, base + 100), base + 100);
-        assert_eq!(fake.frames_left.get(), frames, "same page: nothing new mapped");
+        assert_eq!(
+            fake.frames_left.get(),
+            frames,
+            "same page: nothing new mapped"
+        );
         fake.write_app(base + 50, b"keep").unwrap();
         assert_eq!(mm.brk(&fake, base + 3 * P + 1), base + 3 * P + 1);
-        assert_eq!(fake.frames_left.get(), frames - 3, "only the newly needed pages");
+        assert_eq!(
+            fake.frames_left.get(),
+            frames - 3,
+            "only the newly needed pages"
+        );
         let mut buf = [0u8; 4];
         fake.read_app(base + 50, &mut buf).unwrap();
         assert_eq!(&buf, b"keep", "growth does not remap old heap pages");
@@ -567,9 +747,14 @@ mod tests {
         assert_in_sync(&mm, &fake);
 
         // Something mapped in the way: the break stays.
-        mm.mmap_anonymous(&fake, Placement::FixedNoReplace(base + 4 * P), P, RW).unwrap();
+        mm.mmap_anonymous(&fake, Placement::FixedNoReplace(base + 4 * P), P, RW)
+            .unwrap();
         assert_eq!(mm.brk(&fake, base + 8 * P), base + P);
-        assert_eq!(mm.brk(&fake, base + 4 * P), base + 4 * P, "up to the mapping is fine");
+        assert_eq!(
+            mm.brk(&fake, base + 4 * P),
+            base + 4 * P,
+            "up to the mapping is fine"
+        );
         assert_eq!(mm.current_brk(), base + 4 * P);
         assert_in_sync(&mm, &fake);
 

@@ -145,7 +145,11 @@ pub fn build(
     let words = 1 + (argv.len() + 1) + (envp.len() + 1) + 2 * (auxv.len() + 1);
     let rsp = (p - 8 * words as u64) & !15;
 
-    let mut stack = InitialStack { base: rsp, bytes: vec![0; (stack_top - rsp) as usize], rsp };
+    let mut stack = InitialStack {
+        base: rsp,
+        bytes: vec![0; (stack_top - rsp) as usize],
+        rsp,
+    };
     let mut words_out = Vec::with_capacity(words);
     words_out.push(argv.len() as u64);
     words_out.extend(arg_at.iter().copied().chain([0]));
@@ -193,15 +197,27 @@ mod tests {
     }
 
     fn program() -> ProgramAux {
-        ProgramAux { phdr: 0x40_0040, phent: 56, phnum: 9, entry: 0x40_1020, base: 0 }
+        ProgramAux {
+            phdr: 0x40_0040,
+            phent: 56,
+            phnum: 9,
+            entry: 0x40_1020,
+            base: 0,
+        }
     }
+
+    /// argv strings, envp strings, auxv pairs.
+    type Parsed = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<(u64, u64)>);
 
     /// Reads the stack back the way a libc's `_start` does.
     struct Reader<'a>(&'a InitialStack);
 
     impl Reader<'_> {
         fn word(&self, at: u64) -> u64 {
-            assert!(at >= self.0.base && at + 8 <= self.0.base + self.0.bytes.len() as u64, "word at {at:#x} outside stack");
+            assert!(
+                at >= self.0.base && at + 8 <= self.0.base + self.0.bytes.len() as u64,
+                "word at {at:#x} outside stack"
+            );
             let off = (at - self.0.base) as usize;
             u64::from_le_bytes(self.0.bytes[off..off + 8].try_into().unwrap())
         }
@@ -211,15 +227,20 @@ mod tests {
         }
         fn c_str(&self, at: u64) -> &[u8] {
             let off = (at - self.0.base) as usize;
-            let len = self.0.bytes[off..].iter().position(|&b| b == 0).expect("unterminated string");
+            let len = self.0.bytes[off..]
+                .iter()
+                .position(|&b| b == 0)
+                .expect("unterminated string");
             &self.0.bytes[off..off + len]
         }
         /// (argv, envp, auxv) as a libc would find them from rsp.
-        fn parse(&self) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<(u64, u64)>) {
+        fn parse(&self) -> Parsed {
             let mut at = self.0.rsp;
             let argc = self.word(at);
             at += 8;
-            let argv: Vec<_> = (0..argc).map(|i| self.c_str(self.word(at + 8 * i)).to_vec()).collect();
+            let argv: Vec<_> = (0..argc)
+                .map(|i| self.c_str(self.word(at + 8 * i)).to_vec())
+                .collect();
             at += 8 * argc;
             assert_eq!(self.word(at), 0, "argv not NULL-terminated");
             at += 8;
@@ -301,7 +322,10 @@ mod tests {
         // auxv ends before the random bytes.
         let auxv_end = s.rsp + 8 * (1 + 3 + 2) + 16 * (auxv.len() as u64 + 1);
         assert!(auxv_end <= map[&auxv::AT_RANDOM]);
-        assert!(map[&auxv::AT_RANDOM] - auxv_end < 16, "more padding than alignment needs");
+        assert!(
+            map[&auxv::AT_RANDOM] - auxv_end < 16,
+            "more padding than alignment needs"
+        );
         // the entry Linux lists first comes first.
         assert_eq!(auxv[0].0, auxv::AT_MINSIGSTKSZ);
     }
