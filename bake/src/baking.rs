@@ -116,6 +116,23 @@ pub fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     })
 }
 
+/// Finds the payload if `bytes` is an image; `None` if it is something else (an app ELF,
+/// presumably). An image cut short is an error.
+pub fn find_image(path: &Path, bytes: &[u8]) -> anyhow::Result<Option<boot_image::PayloadLocation>> {
+    if let Some(location) = boot_image::find_payload(bytes) {
+        return Ok(Some(location));
+    }
+    if boot_image::looks_truncated(bytes) {
+        return Err(Fail::new(
+            exit_codes::CANNOT_RUN,
+            format!("{} is a truncated Kiln image (its end is missing)", path.display()),
+            "copy it again, or bake it again with bake build",
+        )
+        .into());
+    }
+    Ok(None)
+}
+
 /// Checks an app ELF, with the error the user should see.
 pub fn check_app(path: &Path, bytes: &[u8]) -> anyhow::Result<libc_shim::elf::ElfInfo> {
     libc_shim::elf::parse(bytes).map_err(|e| {

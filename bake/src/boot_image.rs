@@ -87,6 +87,15 @@ pub fn find_payload(bytes: &[u8]) -> Option<PayloadLocation> {
     looks_right.then_some(PayloadLocation { offset, len, paddr: last.paddr })
 }
 
+/// Whether `bytes` looks like an image cut short: an x86_64 ELF whose program header table
+/// lies past the end of the file, with a payload header at a page boundary.
+pub fn looks_truncated(bytes: &[u8]) -> bool {
+    matches!(program_headers(bytes), Err(LayoutError::BadProgramHeaders(_)))
+        && (0..bytes.len())
+            .step_by(PAGE as usize)
+            .any(|at| libc_shim::image::total_len(&bytes[at..]).is_ok())
+}
+
 /// Physical address of the payload: the first page past every loaded kernel byte.
 pub fn payload_paddr(kernel_phdrs: &[u8]) -> Result<u64, LayoutError> {
     let mut end = None;
@@ -317,8 +326,11 @@ mod tests {
             assert_eq!(find_payload(&kernel[..len]), None);
         }
         let image = compose(&kernel, &payload()).unwrap();
+        let payload_at = find_payload(&image).unwrap().offset;
         for len in 0..image.len() {
-            let _ = find_payload(&image[..len]);
+            assert_eq!(find_payload(&image[..len]), None);
+            let has_header = len >= payload_at + libc_shim::image::HEADER_LEN;
+            assert_eq!(looks_truncated(&image[..len]), has_header, "{len}");
         }
     }
 }

@@ -6,11 +6,11 @@ use std::path::Path;
 use libc_shim::elf::{ElfInfo, ElfKind};
 use libc_shim::Prot;
 
-use crate::{baking, boot_image};
+use crate::baking;
 
 pub fn inspect(path: &Path) -> anyhow::Result<u8> {
     let bytes = baking::read_input(path)?;
-    let report = match boot_image::find_payload(&bytes) {
+    let report = match baking::find_image(path, &bytes)? {
         Some(location) => {
             let payload = &bytes[location.offset..location.offset + location.len];
             let parsed = baking::check_image(path, payload)?;

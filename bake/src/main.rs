@@ -244,7 +244,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 fn build(args: BuildArgs) -> anyhow::Result<u8> {
     let kernel = args.kernel.load()?;
     let elf = baking::read_input(&args.elf)?;
-    if boot_image::find_payload(&elf).is_some() {
+    if baking::find_image(&args.elf, &elf)?.is_some() {
         return Err(Fail::new(
             exit_codes::CANNOT_RUN,
             format!("{} is already a Kiln image", args.elf.display()),
@@ -269,7 +269,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     let tmp = tempfile::Builder::new().prefix("kiln-").tempdir().map_err(|e| {
         Fail::new(exit_codes::KILN_FAILED, format!("cannot create a temporary directory: {e}"), "check TMPDIR")
     })?;
-    let image_path = match boot_image::find_payload(&bytes) {
+    let image_path = match baking::find_image(&args.target, &bytes)? {
         Some(location) => {
             let payload = &bytes[location.offset..location.offset + location.len];
             let payload = baking::check_image(&args.target, payload)?;

@@ -19,6 +19,7 @@ const DATA_AT: u64 = 0x400;
 
 /// How the stand-in ends.
 #[derive(Debug, Clone)]
+#[allow(dead_code)] // The unit tests use only some; tests/stand_in.rs uses all.
 pub enum Ending {
     /// `KILN-EXIT n`, then n to isa-debug-exit.
     Exit(u8),
