@@ -7,9 +7,9 @@ use std::path::Path;
 
 use libc_shim::image::Payload;
 
+use crate::Fail;
 use crate::boot_image;
 use crate::exit_codes;
-use crate::Fail;
 
 /// The environment every app starts with, before `-e`.
 pub const DEFAULT_ENV: [&str; 2] = ["PATH=/bin:/usr/bin", "HOME=/"];
@@ -53,15 +53,21 @@ pub fn parse_mem(s: &str) -> Result<u64, String> {
     };
     let n: u64 = digits.parse().map_err(|_| bad())?;
     let mib = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
-        "K" if n % 1024 == 0 => n / 1024,
-        "K" => return Err(format!("'{s}' is not a whole number of MiB: round it to a multiple of 1024K")),
+        "K" if n.is_multiple_of(1024) => n / 1024,
+        "K" => {
+            return Err(format!(
+                "'{s}' is not a whole number of MiB: round it to a multiple of 1024K"
+            ));
+        }
         "M" => n,
         "G" => n.checked_mul(1024).ok_or_else(bad)?,
         "T" => n.checked_mul(1024 * 1024).ok_or_else(bad)?,
         _ => return Err(bad()),
     };
     if mib < MIN_MIB {
-        return Err(format!("'{s}' is too little memory: give at least {MIN_MIB}M"));
+        return Err(format!(
+            "'{s}' is too little memory: give at least {MIN_MIB}M"
+        ));
     }
     Ok(mib)
 }
@@ -82,7 +88,10 @@ pub fn merge_env(base: &[&[u8]], settings: &[EnvVar]) -> Vec<Vec<u8>> {
 
 /// The guest path of an app: `/bin/<file name>`.
 pub fn app_path(elf: &Path) -> anyhow::Result<String> {
-    let name = elf.file_name().and_then(|n| n.to_str()).filter(|n| !n.is_empty() && *n != "..");
+    let name = elf
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty() && *n != "..");
     let Some(name) = name else {
         return Err(Fail::new(
             exit_codes::KILN_FAILED,
@@ -99,7 +108,12 @@ pub fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     let shown = path.display();
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Fail::new(exit_codes::NOT_FOUND, format!("{shown}: no such file"), "check the path").into());
+            return Err(Fail::new(
+                exit_codes::NOT_FOUND,
+                format!("{shown}: no such file"),
+                "check the path",
+            )
+            .into());
         }
         Ok(meta) if meta.is_dir() => {
             return Err(Fail::new(
@@ -112,20 +126,31 @@ pub fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
         _ => {}
     }
     std::fs::read(path).map_err(|e| {
-        Fail::new(exit_codes::CANNOT_RUN, format!("cannot read {shown}: {e}"), "check its permissions").into()
+        Fail::new(
+            exit_codes::CANNOT_RUN,
+            format!("cannot read {shown}: {e}"),
+            "check its permissions",
+        )
+        .into()
     })
 }
 
 /// Finds the payload if `bytes` is an image; `None` if it is something else (an app ELF,
 /// presumably). An image cut short is an error.
-pub fn find_image(path: &Path, bytes: &[u8]) -> anyhow::Result<Option<boot_image::PayloadLocation>> {
+pub fn find_image(
+    path: &Path,
+    bytes: &[u8],
+) -> anyhow::Result<Option<boot_image::PayloadLocation>> {
     if let Some(location) = boot_image::find_payload(bytes) {
         return Ok(Some(location));
     }
     if boot_image::looks_truncated(bytes) {
         return Err(Fail::new(
             exit_codes::CANNOT_RUN,
-            format!("{} is a truncated Kiln image (its end is missing)", path.display()),
+            format!(
+                "{} is a truncated Kiln image (its end is missing)",
+                path.display()
+            ),
             "copy it again, or bake it again with bake build",
         )
         .into());
@@ -150,7 +175,12 @@ pub fn check_image<'a>(path: &Path, payload: &'a [u8]) -> anyhow::Result<Payload
             }
             _ => "the image is corrupt: bake it again (bake build PROGRAM -o IMAGE)",
         };
-        Fail::new(exit_codes::CANNOT_RUN, format!("{}: {e}", path.display()), fix).into()
+        Fail::new(
+            exit_codes::CANNOT_RUN,
+            format!("{}: {e}", path.display()),
+            fix,
+        )
+        .into()
     })
 }
 
@@ -165,7 +195,9 @@ pub fn bake_app(
 ) -> anyhow::Result<Vec<u8>> {
     let path = app_path(app)?;
     let arg0 = arg0.map_or(path.as_bytes(), |a| a.as_bytes());
-    let argv: Vec<&[u8]> = std::iter::once(arg0).chain(args.iter().map(|a| a.as_bytes())).collect();
+    let argv: Vec<&[u8]> = std::iter::once(arg0)
+        .chain(args.iter().map(|a| a.as_bytes()))
+        .collect();
     let defaults: Vec<&[u8]> = DEFAULT_ENV.iter().map(|e| e.as_bytes()).collect();
     let envp = merge_env(&defaults, env);
     let payload = Payload {
@@ -180,21 +212,47 @@ pub fn bake_app(
 
 /// Re-bakes an image with new arguments (replacing `argv[1..]`, if any are given) and extra
 /// environment settings.
-pub fn rebake(image: &[u8], payload: &Payload<'_>, args: &[OsString], env: &[EnvVar]) -> anyhow::Result<Vec<u8>> {
+pub fn rebake(
+    image: &[u8],
+    payload: &Payload<'_>,
+    args: &[OsString],
+    env: &[EnvVar],
+) -> anyhow::Result<Vec<u8>> {
     let argv: Vec<&[u8]> = if args.is_empty() {
         payload.argv.clone()
     } else {
-        payload.argv.iter().take(1).copied().chain(args.iter().map(|a| a.as_bytes())).collect()
+        payload
+            .argv
+            .iter()
+            .take(1)
+            .copied()
+            .chain(args.iter().map(|a| a.as_bytes()))
+            .collect()
     };
     let envp = merge_env(&payload.envp, env);
-    let new = Payload { argv, envp: envp.iter().map(Vec::as_slice).collect(), ..payload.clone() };
-    boot_image::replace_payload(image, &new.encode())
-        .map_err(|e| Fail::new(exit_codes::CANNOT_RUN, format!("cannot re-bake the image: {e}"), "bake it again").into())
+    let new = Payload {
+        argv,
+        envp: envp.iter().map(Vec::as_slice).collect(),
+        ..payload.clone()
+    };
+    boot_image::replace_payload(image, &new.encode()).map_err(|e| {
+        Fail::new(
+            exit_codes::CANNOT_RUN,
+            format!("cannot re-bake the image: {e}"),
+            "bake it again",
+        )
+        .into()
+    })
 }
 
 fn compose(kernel: &[u8], payload: &[u8]) -> anyhow::Result<Vec<u8>> {
     boot_image::compose(kernel, payload).map_err(|e| {
-        Fail::new(exit_codes::KILN_FAILED, format!("bad kernel ELF: {e}"), "rebuild bake (or fix --kernel)").into()
+        Fail::new(
+            exit_codes::KILN_FAILED,
+            format!("bad kernel ELF: {e}"),
+            "rebuild bake (or fix --kernel)",
+        )
+        .into()
     })
 }
 
@@ -230,7 +288,14 @@ mod tests {
     fn env_merging() {
         let base: Vec<&[u8]> = vec![b"PATH=/bin", b"HOME=/"];
         let merged = merge_env(&base, &[EnvVar("HOME=/root".into()), EnvVar("X=1".into())]);
-        assert_eq!(merged, vec![b"PATH=/bin".to_vec(), b"HOME=/root".to_vec(), b"X=1".to_vec()]);
+        assert_eq!(
+            merged,
+            vec![
+                b"PATH=/bin".to_vec(),
+                b"HOME=/root".to_vec(),
+                b"X=1".to_vec()
+            ]
+        );
         // "HOMEX=" is another name.
         let merged = merge_env(&base, &[EnvVar("HOM=1".into())]);
         assert_eq!(merged.len(), 3);

@@ -80,20 +80,28 @@ pub fn find_payload(bytes: &[u8]) -> Option<PayloadLocation> {
     let len = usize::try_from(last.filesz).ok()?;
     let looks_right = last.kind == PT_LOAD
         && last.flags == PF_R
-        && last.offset % PAGE == 0
+        && last.offset.is_multiple_of(PAGE)
         && last.memsz == last.filesz
         && last.paddr == payload_paddr(kernel_phdrs).ok()?
-        && bytes.get(offset..offset.checked_add(len)?)?.starts_with(&libc_shim::image::MAGIC);
-    looks_right.then_some(PayloadLocation { offset, len, paddr: last.paddr })
+        && bytes
+            .get(offset..offset.checked_add(len)?)?
+            .starts_with(&libc_shim::image::MAGIC);
+    looks_right.then_some(PayloadLocation {
+        offset,
+        len,
+        paddr: last.paddr,
+    })
 }
 
 /// Whether `bytes` looks like an image cut short: an x86_64 ELF whose program header table
 /// lies past the end of the file, with a payload header at a page boundary.
 pub fn looks_truncated(bytes: &[u8]) -> bool {
-    matches!(program_headers(bytes), Err(LayoutError::BadProgramHeaders(_)))
-        && (0..bytes.len())
-            .step_by(PAGE as usize)
-            .any(|at| libc_shim::image::total_len(&bytes[at..]).is_ok())
+    matches!(
+        program_headers(bytes),
+        Err(LayoutError::BadProgramHeaders(_))
+    ) && (0..bytes.len())
+        .step_by(PAGE as usize)
+        .any(|at| libc_shim::image::total_len(&bytes[at..]).is_ok())
 }
 
 /// Physical address of the payload: the first page past every loaded kernel byte.
@@ -113,7 +121,11 @@ pub fn payload_paddr(kernel_phdrs: &[u8]) -> Result<u64, LayoutError> {
 fn program_headers(elf: &[u8]) -> Result<&[u8], LayoutError> {
     let header = elf.get(..EHDR_LEN).ok_or(LayoutError::NotElf64)?;
     // ELFMAG, ELFCLASS64, ELFDATA2LSB, x86_64.
-    if header[..4] != *b"\x7fELF" || header[4] != 2 || header[5] != 1 || u16_at(header, 0x12) != EM_X86_64 {
+    if header[..4] != *b"\x7fELF"
+        || header[4] != 2
+        || header[5] != 1
+        || u16_at(header, 0x12) != EM_X86_64
+    {
         return Err(LayoutError::NotElf64);
     }
     if usize::from(u16_at(header, E_PHENTSIZE)) != PHDR_LEN {
@@ -122,12 +134,16 @@ fn program_headers(elf: &[u8]) -> Result<&[u8], LayoutError> {
     let phoff = usize::try_from(u64_at(header, E_PHOFF)).map_err(|_| LayoutError::TooLarge)?;
     let phnum = usize::from(u16_at(header, E_PHNUM));
     if phnum == 0xffff {
-        return Err(LayoutError::BadProgramHeaders("extended numbering (PN_XNUM) is not supported"));
+        return Err(LayoutError::BadProgramHeaders(
+            "extended numbering (PN_XNUM) is not supported",
+        ));
     }
     phoff
         .checked_add(phnum * PHDR_LEN)
         .and_then(|end| elf.get(phoff..end))
-        .ok_or(LayoutError::BadProgramHeaders("table lies past the end of the file"))
+        .ok_or(LayoutError::BadProgramHeaders(
+            "table lies past the end of the file",
+        ))
 }
 
 /// Appends the payload and a new program header table to `base` (a kernel ELF, possibly
@@ -153,7 +169,9 @@ fn assemble(base: &[u8], kernel_phdrs: &[u8], payload: &[u8]) -> Result<Vec<u8>,
         kind: PT_LOAD,
         flags: PF_R,
         offset: payload_offset,
-        vaddr: paddr.checked_add(PHYS_MAP_OFFSET).ok_or(LayoutError::TooLarge)?,
+        vaddr: paddr
+            .checked_add(PHYS_MAP_OFFSET)
+            .ok_or(LayoutError::TooLarge)?,
         paddr,
         filesz: payload.len() as u64,
         memsz: payload.len() as u64,
@@ -197,7 +215,14 @@ impl Phdr {
     fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.kind.to_le_bytes());
         out.extend_from_slice(&self.flags.to_le_bytes());
-        for word in [self.offset, self.vaddr, self.paddr, self.filesz, self.memsz, self.align] {
+        for word in [
+            self.offset,
+            self.vaddr,
+            self.paddr,
+            self.filesz,
+            self.memsz,
+            self.align,
+        ] {
             out.extend_from_slice(&word.to_le_bytes());
         }
     }
@@ -218,7 +243,7 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stand_in_kernel::{StandIn, KERNEL_BASE, KERNEL_MEMSZ};
+    use crate::stand_in_kernel::{KERNEL_BASE, KERNEL_MEMSZ, StandIn};
     use goblin::elf::Elf;
     use goblin::elf::program_header::PT_NOTE;
 
@@ -247,7 +272,10 @@ mod tests {
         let elf = Elf::parse(&image).unwrap();
         assert_eq!(elf.header.e_phnum, k.header.e_phnum + 1);
         assert_eq!(elf.entry, k.entry);
-        assert_eq!(elf.program_headers[..k.program_headers.len()], k.program_headers[..]);
+        assert_eq!(
+            elf.program_headers[..k.program_headers.len()],
+            k.program_headers[..]
+        );
         assert!(elf.program_headers.iter().any(|p| p.p_type == PT_NOTE));
 
         let p = elf.program_headers.last().unwrap();
@@ -281,17 +309,30 @@ mod tests {
         };
         load(0x200000, 0x10).write(&mut phdrs);
         load(0x100000, 0x5001).write(&mut phdrs); // lower, but .bss makes it end... earlier
-        Phdr { kind: PT_NOTE, paddr: 0x900000, memsz: 0x10, ..load(0, 0) }.write(&mut phdrs);
+        Phdr {
+            kind: PT_NOTE,
+            paddr: 0x900000,
+            memsz: 0x10,
+            ..load(0, 0)
+        }
+        .write(&mut phdrs);
         assert_eq!(payload_paddr(&phdrs).unwrap(), 0x201000);
         let mut only_note = Vec::new();
-        Phdr { kind: PT_NOTE, ..load(0, 0) }.write(&mut only_note);
+        Phdr {
+            kind: PT_NOTE,
+            ..load(0, 0)
+        }
+        .write(&mut only_note);
         assert_eq!(payload_paddr(&only_note), Err(LayoutError::NoLoad));
     }
 
     #[test]
     fn composing_is_deterministic() {
         let kernel = StandIn::exit(0).build();
-        assert_eq!(compose(&kernel, &payload()).unwrap(), compose(&kernel, &payload()).unwrap());
+        assert_eq!(
+            compose(&kernel, &payload()).unwrap(),
+            compose(&kernel, &payload()).unwrap()
+        );
     }
 
     #[test]

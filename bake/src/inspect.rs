@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use libc_shim::elf::{ElfInfo, ElfKind};
 use libc_shim::Prot;
+use libc_shim::elf::{ElfInfo, ElfKind};
 
 use crate::baking;
 
@@ -16,10 +16,25 @@ pub fn inspect(path: &Path) -> anyhow::Result<u8> {
             let parsed = baking::check_image(path, payload)?;
             let elf = baking::check_app(Path::new(parsed.app_path), parsed.app_elf)?;
             let mut out = String::new();
-            row(&mut out, "image", format!("{}, {} bytes", path.display(), bytes.len()));
+            row(
+                &mut out,
+                "image",
+                format!("{}, {} bytes", path.display(), bytes.len()),
+            );
             row(&mut out, "kiln version", parsed.kiln_version);
-            row(&mut out, "kernel", format!("{} bytes (with padding)", location.offset));
-            row(&mut out, "payload", format!("{} bytes, loaded at physical {:#x}", location.len, location.paddr));
+            row(
+                &mut out,
+                "kernel",
+                format!("{} bytes (with padding)", location.offset),
+            );
+            row(
+                &mut out,
+                "payload",
+                format!(
+                    "{} bytes, loaded at physical {:#x}",
+                    location.len, location.paddr
+                ),
+            );
             row(&mut out, "app path", parsed.app_path);
             out.push_str(&elf_facts(parsed.app_elf.len(), &elf));
             row(&mut out, "argv", quoted(&parsed.argv));
@@ -51,16 +66,38 @@ fn elf_facts(len: usize, elf: &ElfInfo) -> String {
         ElfKind::Exec => "static",
         ElfKind::StaticPie => "static-PIE",
     };
-    row(&mut out, "app ELF", format!("{len} bytes, {kind} x86_64, entry {:#x}", elf.entry));
-    row(&mut out, "segments", format!("{:<18}  {:<12}  flags", "vaddr", "memsz"));
+    row(
+        &mut out,
+        "app ELF",
+        format!("{len} bytes, {kind} x86_64, entry {:#x}", elf.entry),
+    );
+    row(
+        &mut out,
+        "segments",
+        format!("{:<18}  {:<12}  flags", "vaddr", "memsz"),
+    );
     for s in &elf.segments {
         let flag = |p: Prot, c: char| if s.prot.contains(p) { c } else { '-' };
-        let flags: String = [flag(Prot::READ, 'r'), flag(Prot::WRITE, 'w'), flag(Prot::EXEC, 'x')].iter().collect();
-        row(&mut out, "", format!("{:#018x}  {:#012x}  {flags}", s.vaddr, s.memsz));
+        let flags: String = [
+            flag(Prot::READ, 'r'),
+            flag(Prot::WRITE, 'w'),
+            flag(Prot::EXEC, 'x'),
+        ]
+        .iter()
+        .collect();
+        row(
+            &mut out,
+            "",
+            format!("{:#018x}  {:#012x}  {flags}", s.vaddr, s.memsz),
+        );
     }
     out
 }
 
 fn quoted(strings: &[&[u8]]) -> String {
-    strings.iter().map(|s| format!("\"{}\"", s.escape_ascii())).collect::<Vec<_>>().join(" ")
+    strings
+        .iter()
+        .map(|s| format!("\"{}\"", s.escape_ascii()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -167,7 +167,10 @@ pub struct Fail {
 
 impl Fail {
     pub fn new(code: u8, problem: impl std::fmt::Display, fix: impl std::fmt::Display) -> Fail {
-        Fail { code, message: format!("{problem}: {fix}") }
+        Fail {
+            code,
+            message: format!("{problem}: {fix}"),
+        }
     }
 
     /// A message that already names the problem and the fix.
@@ -197,7 +200,9 @@ fn main() {
     let code = match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            let code = e.downcast_ref::<Fail>().map_or(exit_codes::KILN_FAILED, |f| f.code);
+            let code = e
+                .downcast_ref::<Fail>()
+                .map_or(exit_codes::KILN_FAILED, |f| f.code);
             match e.downcast_ref::<Fail>() {
                 Some(fail) => eprintln!("bake: error: {fail}"),
                 None => eprintln!("bake: error: {e:#}"),
@@ -212,9 +217,15 @@ fn main() {
 fn usage_error(e: clap::Error) -> i32 {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
-            return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { 2 } else { 0 };
+            return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                2
+            } else {
+                0
+            };
         }
         ErrorKind::ValueValidation => {
             // Our value parsers' messages say problem and fix: show them on one line.
@@ -253,22 +264,41 @@ fn build(args: BuildArgs) -> anyhow::Result<u8> {
         .into());
     }
     baking::check_app(&args.elf, &elf)?;
-    let image = baking::bake_app(&kernel, &args.elf, &elf, args.arg0.as_ref(), &args.args, &args.env.env)?;
+    let image = baking::bake_app(
+        &kernel,
+        &args.elf,
+        &elf,
+        args.arg0.as_ref(),
+        &args.args,
+        &args.env.env,
+    )?;
     write_output(&args.output, &image)?;
     Ok(0)
 }
 
 fn write_output(path: &Path, image: &[u8]) -> anyhow::Result<()> {
     std::fs::write(path, image).map_err(|e| {
-        Fail::new(exit_codes::KILN_FAILED, format!("cannot write {}: {e}", path.display()), "check the output path").into()
+        Fail::new(
+            exit_codes::KILN_FAILED,
+            format!("cannot write {}: {e}", path.display()),
+            "check the output path",
+        )
+        .into()
     })
 }
 
 fn run(args: RunArgs) -> anyhow::Result<u8> {
     let bytes = baking::read_input(&args.target)?;
-    let tmp = tempfile::Builder::new().prefix("kiln-").tempdir().map_err(|e| {
-        Fail::new(exit_codes::KILN_FAILED, format!("cannot create a temporary directory: {e}"), "check TMPDIR")
-    })?;
+    let tmp = tempfile::Builder::new()
+        .prefix("kiln-")
+        .tempdir()
+        .map_err(|e| {
+            Fail::new(
+                exit_codes::KILN_FAILED,
+                format!("cannot create a temporary directory: {e}"),
+                "check TMPDIR",
+            )
+        })?;
     let image_path = match baking::find_image(&args.target, &bytes)? {
         Some(location) => {
             let payload = &bytes[location.offset..location.offset + location.len];
@@ -285,7 +315,14 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         None => {
             baking::check_app(&args.target, &bytes)?;
             let kernel = args.kernel.load()?;
-            let image = baking::bake_app(&kernel, &args.target, &bytes, None, &args.args, &args.env.env)?;
+            let image = baking::bake_app(
+                &kernel,
+                &args.target,
+                &bytes,
+                None,
+                &args.args,
+                &args.env.env,
+            )?;
             let path = tmp.path().join("app.img");
             write_output(&path, &image)?;
             path
@@ -293,7 +330,14 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     };
 
     let (accel, why) = qemu::choose_accel(args.accel, qemu::KvmProbe::probe());
-    log::info!("accel {}: {why}", if accel == qemu::Accel::Kvm { "kvm" } else { "tcg" });
+    log::info!(
+        "accel {}: {why}",
+        if accel == qemu::Accel::Kvm {
+            "kvm"
+        } else {
+            "tcg"
+        }
+    );
     let config = qemu::VmConfig {
         image: image_path,
         mem_mib: args.mem,
@@ -302,6 +346,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         verbosity: args.verbose,
         interactive: std::io::stdin().is_terminal(),
         log_socket: tmp.path().join("klog.sock"),
+        stderr_socket: tmp.path().join("stderr.sock"),
     };
     let status = qemu::run_vm(&config, args.timeout.map(Duration::from_secs))?;
     drop(tmp);
@@ -318,8 +363,11 @@ mod tests {
 
     #[test]
     fn build_arguments() {
-        let cli = parse(&["build", "hello", "-o", "h.img", "-e", "A=1", "-e", "B=2", "--arg0", "hi", "--", "x", "-y"])
-            .unwrap();
+        let cli = parse(&[
+            "build", "hello", "-o", "h.img", "-e", "A=1", "-e", "B=2", "--arg0", "hi", "--", "x",
+            "-y",
+        ])
+        .unwrap();
         let Cmd::Build(b) = cli.command else { panic!() };
         assert_eq!(b.elf, PathBuf::from("hello"));
         assert_eq!(b.output, PathBuf::from("h.img"));
@@ -333,22 +381,49 @@ mod tests {
     fn run_arguments() {
         let cli = parse(&["run", "h.img"]).unwrap();
         let Cmd::Run(r) = cli.command else { panic!() };
-        assert_eq!((r.mem, r.accel, r.machine, r.timeout, r.verbose), (128, AccelChoice::Auto, Machine::Microvm, None, 0));
+        assert_eq!(
+            (r.mem, r.accel, r.machine, r.timeout, r.verbose),
+            (128, AccelChoice::Auto, Machine::Microvm, None, 0)
+        );
         let cli = parse(&[
-            "run", "h.img", "--mem", "1G", "--accel", "tcg", "--machine", "q35", "--timeout", "5", "-vv", "-e", "A=1",
-            "--", "--flag",
+            "run",
+            "h.img",
+            "--mem",
+            "1G",
+            "--accel",
+            "tcg",
+            "--machine",
+            "q35",
+            "--timeout",
+            "5",
+            "-vv",
+            "-e",
+            "A=1",
+            "--",
+            "--flag",
         ])
         .unwrap();
         let Cmd::Run(r) = cli.command else { panic!() };
-        assert_eq!((r.mem, r.accel, r.machine, r.timeout, r.verbose), (1024, AccelChoice::Tcg, Machine::Q35, Some(5), 2));
+        assert_eq!(
+            (r.mem, r.accel, r.machine, r.timeout, r.verbose),
+            (1024, AccelChoice::Tcg, Machine::Q35, Some(5), 2)
+        );
         assert_eq!(r.args, vec![OsString::from("--flag")]);
     }
 
     #[test]
     fn bad_values_are_value_errors() {
-        for args in [&["run", "x", "--mem", "lots"][..], &["run", "x", "-e", "NOEQUALS"], &["build", "x", "-o", "y", "-e", "=v"]] {
+        for args in [
+            &["run", "x", "--mem", "lots"][..],
+            &["run", "x", "-e", "NOEQUALS"],
+            &["build", "x", "-o", "y", "-e", "=v"],
+        ] {
             let e = parse(args).unwrap_err();
-            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{args:?}");
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
         }
         assert!(parse(&["run", "x", "--accel", "hvf"]).is_err());
     }

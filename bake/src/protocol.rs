@@ -7,6 +7,9 @@
 //! - `KILN-EXIT <status>`: the app exited with `status` (0..=255). Authoritative: the kernel
 //!   writes it just before it writes `status` to the isa-debug-exit port.
 //! - `KILN-PANIC`: the kernel panicked; the report is on the serial console.
+//!
+//! Empty lines are dropped, so the kernel may write `\nKILN-EXIT n\n` to end a partial line
+//! first.
 
 use crate::exit_codes;
 
@@ -19,6 +22,8 @@ pub enum Record<'a> {
     Panic,
     /// A log line, to be shown.
     Log(&'a str),
+    /// An empty line: nothing to show.
+    Empty,
 }
 
 /// Classifies one line (without its `\n`).
@@ -31,6 +36,9 @@ pub fn classify(line: &str) -> Record<'_> {
     }
     if line.trim_end() == "KILN-PANIC" {
         return Record::Panic;
+    }
+    if line.is_empty() {
+        return Record::Empty;
     }
     Record::Log(line)
 }
@@ -52,7 +60,7 @@ impl Reported {
         match *record {
             Record::Exit(status) => self.exit = self.exit.or(Some(status)),
             Record::Panic => self.panicked = true,
-            Record::Log(_) => {}
+            Record::Log(_) | Record::Empty => {}
         }
     }
 }
@@ -78,7 +86,10 @@ pub struct Outcome {
 /// status (`(value << 1) | 1` from isa-debug-exit) is only mentioned in messages.
 pub fn outcome(reported: Reported, qemu: QemuEnd, timed_out: Option<u64>) -> Outcome {
     if let Some(status) = reported.exit {
-        return Outcome { status, message: None };
+        return Outcome {
+            status,
+            message: None,
+        };
     }
     if let Some(secs) = timed_out {
         return Outcome {
@@ -94,7 +105,10 @@ pub fn outcome(reported: Reported, qemu: QemuEnd, timed_out: Option<u64>) -> Out
     }
     let how = match qemu {
         QemuEnd::Exited(code) if code % 2 == 1 => {
-            format!("QEMU exit status {code}, isa-debug-exit value {}", (code - 1) / 2)
+            format!(
+                "QEMU exit status {code}, isa-debug-exit value {}",
+                (code - 1) / 2
+            )
         }
         QemuEnd::Exited(code) => format!("QEMU exit status {code}"),
         QemuEnd::Signalled => "QEMU was killed by a signal".into(),
@@ -125,14 +139,25 @@ mod tests {
         assert_eq!(classify("KILN-EXIT 0"), Record::Exit(0));
         assert_eq!(classify("KILN-EXIT 255\r"), Record::Exit(255));
         assert_eq!(classify("KILN-PANIC"), Record::Panic);
+        assert_eq!(classify(""), Record::Empty);
+        assert_eq!(classify("\r"), Record::Empty);
         assert_eq!(classify("KILN-EXIT 256"), Record::Log("KILN-EXIT 256"));
         assert_eq!(classify("KILN-EXIT"), Record::Log("KILN-EXIT"));
-        assert_eq!(classify("INFO mm: 128 MiB"), Record::Log("INFO mm: 128 MiB"));
-        assert_eq!(classify("WARN x: KILN-EXIT 3"), Record::Log("WARN x: KILN-EXIT 3"));
+        assert_eq!(
+            classify("INFO mm: 128 MiB"),
+            Record::Log("INFO mm: 128 MiB")
+        );
+        assert_eq!(
+            classify("WARN x: KILN-EXIT 3"),
+            Record::Log("WARN x: KILN-EXIT 3")
+        );
     }
 
     fn reported(lines: &[&str]) -> Reported {
-        let mut r = Reported { connected: true, ..Reported::default() };
+        let mut r = Reported {
+            connected: true,
+            ..Reported::default()
+        };
         for line in lines {
             r.note(&classify(line));
         }
@@ -141,15 +166,33 @@ mod tests {
 
     #[test]
     fn the_exit_record_is_the_truth() {
-        let o = outcome(reported(&["INFO a: b", "KILN-EXIT 42"]), QemuEnd::Exited(85), None);
-        assert_eq!(o, Outcome { status: 42, message: None });
+        let o = outcome(
+            reported(&["INFO a: b", "KILN-EXIT 42"]),
+            QemuEnd::Exited(85),
+            None,
+        );
+        assert_eq!(
+            o,
+            Outcome {
+                status: 42,
+                message: None
+            }
+        );
         let o = outcome(reported(&["KILN-EXIT 0"]), QemuEnd::Exited(1), None);
         assert_eq!(o.status, 0);
         // Even if QEMU then had to be killed.
         let o = outcome(reported(&["KILN-EXIT 7"]), QemuEnd::Signalled, Some(5));
         assert_eq!(o.status, 7);
         // The first record counts.
-        assert_eq!(outcome(reported(&["KILN-EXIT 1", "KILN-EXIT 2"]), QemuEnd::Exited(3), None).status, 1);
+        assert_eq!(
+            outcome(
+                reported(&["KILN-EXIT 1", "KILN-EXIT 2"]),
+                QemuEnd::Exited(3),
+                None
+            )
+            .status,
+            1
+        );
     }
 
     #[test]
@@ -161,7 +204,10 @@ mod tests {
 
     #[test]
     fn panic_and_silence_are_123() {
-        assert_eq!(outcome(reported(&["KILN-PANIC"]), QemuEnd::Exited(3), None).status, 123);
+        assert_eq!(
+            outcome(reported(&["KILN-PANIC"]), QemuEnd::Exited(3), None).status,
+            123
+        );
         // No record: QEMU's status is never taken for the app's.
         let o = outcome(reported(&[]), QemuEnd::Exited(15), None);
         assert_eq!(o.status, 123);
@@ -173,6 +219,10 @@ mod tests {
     fn qemu_that_never_started_the_vm_is_125() {
         let o = outcome(Reported::default(), QemuEnd::Exited(1), None);
         assert_eq!(o.status, 125);
-        assert!(o.message.unwrap().starts_with("bake: error: QEMU could not start"));
+        assert!(
+            o.message
+                .unwrap()
+                .starts_with("bake: error: QEMU could not start")
+        );
     }
 }

@@ -1,10 +1,17 @@
 //! Running an image under QEMU: choosing the accelerator, building the command line, and
 //! watching the VM (console passed through, log channel read, timeout enforced).
+//!
+//! The VM's channels to the host:
+//! - COM1 (`-serial stdio`): the app's console, stdin and stdout, straight to bake's.
+//! - COM2 (isa-serial at 0x2f8, a Unix socket): the app's stderr and Kiln's reports (panic,
+//!   crash), relayed to bake's stderr byte for byte.
+//! - debugcon (port 0xe9, a Unix socket): the kernel's log and control records, see
+//!   [`crate::protocol`].
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,7 +70,11 @@ impl KvmProbe {
     pub fn probe() -> KvmProbe {
         let module = |name: &str| Path::new("/sys/module").join(name).exists();
         KvmProbe {
-            device_usable: OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok(),
+            device_usable: OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/kvm")
+                .is_ok(),
             hardware_module: module("kvm_intel") || module("kvm_amd"),
             pvm: module("kvm_pvm"),
         }
@@ -75,12 +86,14 @@ pub fn choose_accel(choice: AccelChoice, probe: KvmProbe) -> (Accel, &'static st
     match choice {
         AccelChoice::Kvm => (Accel::Kvm, "asked for with --accel kvm"),
         AccelChoice::Tcg => (Accel::Tcg, "asked for with --accel tcg"),
-        AccelChoice::Auto if !probe.device_usable => {
-            (Accel::Tcg, "/dev/kvm is missing or cannot be opened read-write")
-        }
-        AccelChoice::Auto if probe.pvm => {
-            (Accel::Tcg, "/dev/kvm is a PVM hypervisor (kvm_pvm), which emulates ring-0 code")
-        }
+        AccelChoice::Auto if !probe.device_usable => (
+            Accel::Tcg,
+            "/dev/kvm is missing or cannot be opened read-write",
+        ),
+        AccelChoice::Auto if probe.pvm => (
+            Accel::Tcg,
+            "/dev/kvm is a PVM hypervisor (kvm_pvm), which emulates ring-0 code",
+        ),
         AccelChoice::Auto if !probe.hardware_module => {
             (Accel::Tcg, "neither kvm_intel nor kvm_amd is loaded")
         }
@@ -101,6 +114,8 @@ pub struct VmConfig {
     pub interactive: bool,
     /// The log channel's socket.
     pub log_socket: PathBuf,
+    /// The socket of the second serial port, which carries the app's stderr.
+    pub stderr_socket: PathBuf,
 }
 
 /// The kernel command line.
@@ -128,8 +143,10 @@ pub fn qemu_args(config: &VmConfig) -> Vec<OsString> {
         Accel::Kvm => ("host", "kvm"),
         Accel::Tcg => ("max", "tcg"),
     };
-    let mut chardev = OsString::from("socket,id=klog,path=");
-    chardev.push(&config.log_socket);
+    let mut log_chardev = OsString::from("socket,id=klog,path=");
+    log_chardev.push(&config.log_socket);
+    let mut stderr_chardev = OsString::from("socket,id=kerr,path=");
+    stderr_chardev.push(&config.stderr_socket);
     let args: Vec<OsString> = [
         "-M",
         machine,
@@ -161,37 +178,87 @@ pub fn qemu_args(config: &VmConfig) -> Vec<OsString> {
         .iter()
         .map(OsString::from),
     )
-    .chain([chardev])
-    .chain(["-device", "isa-debugcon,iobase=0xe9,chardev=klog"].iter().map(OsString::from))
+    .chain([log_chardev])
+    .chain(
+        [
+            "-device",
+            "isa-debugcon,iobase=0xe9,chardev=klog",
+            "-chardev",
+        ]
+        .iter()
+        .map(OsString::from),
+    )
+    .chain([stderr_chardev])
+    .chain(
+        ["-device", "isa-serial,chardev=kerr,iobase=0x2f8,irq=3"]
+            .iter()
+            .map(OsString::from),
+    )
     .collect();
     args
+}
+
+/// A Unix socket QEMU connects to, served by a thread.
+struct Channel<T> {
+    connected: Arc<AtomicBool>,
+    done: mpsc::Receiver<T>,
+}
+
+impl<T: Default + Send + 'static> Channel<T> {
+    /// Listens on `path` (before QEMU starts, so that QEMU can connect) and hands the
+    /// connection to `serve` on a thread of its own.
+    fn listen(
+        path: &Path,
+        serve: impl FnOnce(UnixStream) -> T + Send + 'static,
+    ) -> anyhow::Result<Channel<T>> {
+        let listener =
+            UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
+        let connected = Arc::new(AtomicBool::new(false));
+        let (tx, done) = mpsc::channel();
+        let flag = Arc::clone(&connected);
+        std::thread::spawn(move || {
+            if let Ok((stream, _)) = listener.accept() {
+                flag.store(true, Ordering::SeqCst);
+                let _ = tx.send(serve(stream));
+            }
+        });
+        Ok(Channel { connected, done })
+    }
+
+    /// After QEMU has exited: the channel's result. Once QEMU is gone the socket reaches
+    /// end-of-file and the thread finishes; if QEMU never connected, nothing will come.
+    fn finish(self) -> Option<T> {
+        if self.connected.load(Ordering::SeqCst) {
+            self.done.recv_timeout(Duration::from_secs(5)).ok()
+        } else {
+            None
+        }
+    }
 }
 
 /// Boots the VM and waits for it; returns `bake run`'s exit status and prints what the user
 /// should know about how it ended.
 pub fn run_vm(config: &VmConfig, timeout: Option<Duration>) -> anyhow::Result<u8> {
-    let listener = UnixListener::bind(&config.log_socket)
-        .with_context(|| format!("listening on {}", config.log_socket.display()))?;
-    let connected = Arc::new(AtomicBool::new(false));
-    let (done_tx, done_rx) = mpsc::channel();
-    {
-        let connected = Arc::clone(&connected);
-        std::thread::spawn(move || {
-            let reported = read_log(&listener, &connected);
-            let _ = done_tx.send(reported);
-        });
-    }
+    let log = Channel::listen(&config.log_socket, read_log)?;
+    let stderr = Channel::listen(&config.stderr_socket, relay_stderr)?;
 
     let qemu = std::env::var_os("KILN_QEMU").unwrap_or_else(|| QEMU.into());
     let args = qemu_args(config);
     log::debug!(
         "{} {}",
         qemu.to_string_lossy(),
-        args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let mut child = Command::new(&qemu)
         .args(&args)
-        .stdin(if config.interactive { Stdio::inherit() } else { Stdio::null() })
+        .stdin(if config.interactive {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .spawn()
@@ -201,7 +268,11 @@ pub fn run_vm(config: &VmConfig, timeout: Option<Duration>) -> anyhow::Result<u8
             } else {
                 format!("{e}")
             };
-            Fail::new(exit_codes::KILN_FAILED, format!("cannot start {}", qemu.to_string_lossy()), fix)
+            Fail::new(
+                exit_codes::KILN_FAILED,
+                format!("cannot start {}", qemu.to_string_lossy()),
+                fix,
+            )
         })?;
 
     let started = Instant::now();
@@ -224,14 +295,8 @@ pub fn run_vm(config: &VmConfig, timeout: Option<Duration>) -> anyhow::Result<u8
         None => QemuEnd::Signalled,
     };
 
-    // Once QEMU has gone, the socket reaches end-of-file and the reader finishes; if QEMU
-    // never connected, nothing more will come.
-    let reported = if connected.load(Ordering::SeqCst) {
-        done_rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
-    } else {
-        done_rx.try_recv().unwrap_or_default()
-    };
-    let reported = Reported { connected: reported.connected || connected.load(Ordering::SeqCst), ..reported };
+    let reported = log.finish().unwrap_or_default();
+    stderr.finish();
     log::debug!("QEMU ended: {status}; log channel: {reported:?}");
     let outcome = protocol::outcome(reported, qemu_end, timed_out);
     if let Some(message) = outcome.message {
@@ -242,14 +307,12 @@ pub fn run_vm(config: &VmConfig, timeout: Option<Duration>) -> anyhow::Result<u8
     Ok(outcome.status)
 }
 
-/// Accepts QEMU's connection and relays the log channel to stderr until it closes.
-fn read_log(listener: &UnixListener, connected: &AtomicBool) -> Reported {
-    let mut reported = Reported::default();
-    let Ok((stream, _)) = listener.accept() else {
-        return reported;
+/// Relays the log channel to stderr until it closes, and collects the control records.
+fn read_log(stream: UnixStream) -> Reported {
+    let mut reported = Reported {
+        connected: true,
+        ..Reported::default()
     };
-    connected.store(true, Ordering::SeqCst);
-    reported.connected = true;
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
@@ -270,19 +333,65 @@ fn read_log(listener: &UnixListener, connected: &AtomicBool) -> Reported {
     reported
 }
 
+/// Copies the second serial port (the app's stderr and Kiln's reports) to bake's stderr.
+fn relay_stderr(mut stream: UnixStream) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let mut stderr = std::io::stderr().lock();
+                let _ = stderr.write_all(&buf[..n]);
+                let _ = stderr.flush();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const PVM: KvmProbe = KvmProbe { device_usable: true, hardware_module: false, pvm: true };
+    const PVM: KvmProbe = KvmProbe {
+        device_usable: true,
+        hardware_module: false,
+        pvm: true,
+    };
 
     #[test]
     fn accel_auto() {
-        let good = KvmProbe { device_usable: true, hardware_module: true, pvm: false };
+        let good = KvmProbe {
+            device_usable: true,
+            hardware_module: true,
+            pvm: false,
+        };
         assert_eq!(choose_accel(AccelChoice::Auto, good).0, Accel::Kvm);
-        assert_eq!(choose_accel(AccelChoice::Auto, KvmProbe { device_usable: false, ..good }).0, Accel::Tcg);
-        assert_eq!(choose_accel(AccelChoice::Auto, KvmProbe { hardware_module: false, ..good }).0, Accel::Tcg);
-        assert_eq!(choose_accel(AccelChoice::Auto, KvmProbe { pvm: true, ..good }).0, Accel::Tcg);
+        assert_eq!(
+            choose_accel(
+                AccelChoice::Auto,
+                KvmProbe {
+                    device_usable: false,
+                    ..good
+                }
+            )
+            .0,
+            Accel::Tcg
+        );
+        assert_eq!(
+            choose_accel(
+                AccelChoice::Auto,
+                KvmProbe {
+                    hardware_module: false,
+                    ..good
+                }
+            )
+            .0,
+            Accel::Tcg
+        );
+        assert_eq!(
+            choose_accel(AccelChoice::Auto, KvmProbe { pvm: true, ..good }).0,
+            Accel::Tcg
+        );
         let (accel, why) = choose_accel(AccelChoice::Auto, PVM);
         assert_eq!(accel, Accel::Tcg);
         assert!(why.contains("kvm_pvm"));
@@ -291,7 +400,11 @@ mod tests {
     #[test]
     fn accel_explicit_wins() {
         assert_eq!(choose_accel(AccelChoice::Kvm, PVM).0, Accel::Kvm);
-        let good = KvmProbe { device_usable: true, hardware_module: true, pvm: false };
+        let good = KvmProbe {
+            device_usable: true,
+            hardware_module: true,
+            pvm: false,
+        };
         assert_eq!(choose_accel(AccelChoice::Tcg, good).0, Accel::Tcg);
     }
 
@@ -312,9 +425,14 @@ mod tests {
             verbosity: 0,
             interactive: false,
             log_socket: "/tmp/x/klog.sock".into(),
+            stderr_socket: "/tmp/x/stderr.sock".into(),
         };
         let line = |c: &VmConfig| {
-            qemu_args(c).iter().map(|a| a.to_str().unwrap().to_string()).collect::<Vec<_>>().join(" ")
+            qemu_args(c)
+                .iter()
+                .map(|a| a.to_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         assert_eq!(
             line(&config),
@@ -322,11 +440,20 @@ mod tests {
              -append kiln.log=warn -display none -nodefaults -no-reboot -serial stdio \
              -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
              -chardev socket,id=klog,path=/tmp/x/klog.sock \
-             -device isa-debugcon,iobase=0xe9,chardev=klog"
+             -device isa-debugcon,iobase=0xe9,chardev=klog \
+             -chardev socket,id=kerr,path=/tmp/x/stderr.sock \
+             -device isa-serial,chardev=kerr,iobase=0x2f8,irq=3"
         );
-        let pc = VmConfig { machine: Machine::Pc, accel: Accel::Kvm, ..config.clone() };
+        let pc = VmConfig {
+            machine: Machine::Pc,
+            accel: Accel::Kvm,
+            ..config.clone()
+        };
         assert!(line(&pc).starts_with("-M pc -cpu host -accel kvm "));
-        let q35 = VmConfig { machine: Machine::Q35, ..config };
+        let q35 = VmConfig {
+            machine: Machine::Q35,
+            ..config
+        };
         assert!(line(&q35).starts_with("-M q35 -cpu max -accel tcg "));
     }
 }

@@ -2,7 +2,7 @@
 //! assembled here byte by byte, that speaks the log-channel protocol.
 //!
 //! At its PVH entry (32-bit protected mode, paging off) it writes its log lines to the
-//! debugcon port 0xe9 and its console text to COM1, checks that the payload's magic is at
+//! debugcon port 0xe9, its console text to COM1 and its stderr text to COM2, checks that the payload's magic is at
 //! the physical address bake computed, and then ends as told: `KILN-EXIT n` and n written to
 //! isa-debug-exit, or a triple fault without a record. If the payload is not where it should
 //! be, it logs `ERROR standin: no payload` and exits through isa-debug-exit with 0x55 and no
@@ -38,12 +38,19 @@ pub struct StandIn {
     pub log: Vec<u8>,
     /// Bytes written to the serial console.
     pub console: Vec<u8>,
+    /// Bytes written to COM2, the app's stderr.
+    pub stderr: Vec<u8>,
     pub ending: Ending,
 }
 
 impl StandIn {
     pub fn exit(status: u8) -> StandIn {
-        StandIn { log: Vec::new(), console: Vec::new(), ending: Ending::Exit(status) }
+        StandIn {
+            log: Vec::new(),
+            console: Vec::new(),
+            stderr: Vec::new(),
+            ending: Ending::Exit(status),
+        }
     }
 
     /// The ELF file.
@@ -66,6 +73,7 @@ impl StandIn {
         };
         let log = place(&self.log);
         let console = place(&self.console);
+        let stderr = place(&self.stderr);
         let tail = place(&tail);
         let bad = place(bad);
         let idt = place(&zero_idt);
@@ -74,6 +82,7 @@ impl StandIn {
         code.bytes.push(0xfc); // cld
         code.out_string(0xe9, log);
         code.out_string(0x3f8, console);
+        code.out_string(0x2f8, stderr);
         // cmp dword [payload_paddr], "KILN"; jne bad
         code.bytes.extend_from_slice(&[0x81, 0x3d]);
         code.u32(payload_paddr);
@@ -129,7 +138,8 @@ impl Code {
 
     /// mov dx, 0xf4; mov eax, value; out dx, eax; then halt.
     fn debug_exit(&mut self, value: u32) {
-        self.bytes.extend_from_slice(&[0x66, 0xba, 0xf4, 0x00, 0xb8]);
+        self.bytes
+            .extend_from_slice(&[0x66, 0xba, 0xf4, 0x00, 0xb8]);
         self.u32(value);
         self.bytes.push(0xef);
         self.halt();
@@ -174,7 +184,19 @@ fn elf(segment: &[u8]) -> Vec<u8> {
         }
     };
     let len = segment.len() as u64;
-    phdr(&mut out, 1, 7, [SEGMENT_OFFSET, KERNEL_BASE, KERNEL_BASE, len, KERNEL_MEMSZ, 4096]);
+    phdr(
+        &mut out,
+        1,
+        7,
+        [
+            SEGMENT_OFFSET,
+            KERNEL_BASE,
+            KERNEL_BASE,
+            len,
+            KERNEL_MEMSZ,
+            4096,
+        ],
+    );
     let nlen = note.len() as u64;
     phdr(&mut out, 4, 4, [NOTE_AT, 0, 0, nlen, nlen, 4]);
     out.extend_from_slice(&note);

@@ -43,7 +43,10 @@ fn tiny_static_elf() -> Vec<u8> {
 }
 
 fn have_qemu() -> bool {
-    Command::new("qemu-system-x86_64").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 struct Setup {
@@ -62,7 +65,10 @@ fn setup(test: &str, stand_in: &StandIn) -> Setup {
 }
 
 fn bake(args: &[&Path]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_bake")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bake"))
+        .args(args)
+        .output()
+        .unwrap();
     eprintln!(
         "bake {args:?}: {}\nstdout: {}\nstderr: {}",
         out.status,
@@ -77,7 +83,13 @@ fn p(s: &str) -> &Path {
 }
 
 fn run(setup: &Setup, extra: &[&str]) -> Output {
-    let mut args: Vec<&Path> = vec![p("run"), p("--accel"), p("tcg"), p("--kernel"), &setup.kernel];
+    let mut args: Vec<&Path> = vec![
+        p("run"),
+        p("--accel"),
+        p("tcg"),
+        p("--kernel"),
+        &setup.kernel,
+    ];
     args.extend(extra.iter().map(|a| p(a)));
     args.push(&setup.app);
     bake(&args)
@@ -90,17 +102,32 @@ fn exit_record_gives_status_and_logs_are_relayed() {
         return;
     }
     let stand_in = StandIn {
-        log: b"INFO standin: hello\nWARN standin: second line\n".to_vec(),
+        log: b"INFO standin: hello\n\nWARN standin: second line\n".to_vec(),
         console: b"console text\n".to_vec(),
+        stderr: b"stderr text\n".to_vec(),
         ending: Ending::Exit(42),
     };
     let s = setup("exit", &stand_in);
     for machine in ["microvm", "pc", "q35"] {
         let out = run(&s, &["--machine", machine, "--timeout", "60"]);
         assert_eq!(out.status.code(), Some(42), "{machine}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "console text\n", "{machine}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "console text\n",
+            "{machine}"
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(stderr, "kiln: INFO standin: hello\nkiln: WARN standin: second line\n", "{machine}");
+        let mut lines: Vec<&str> = stderr.lines().collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "kiln: INFO standin: hello",
+                "kiln: WARN standin: second line",
+                "stderr text"
+            ],
+            "{machine}"
+        );
     }
 }
 
@@ -120,7 +147,13 @@ fn panic_is_123() {
     if !have_qemu() {
         return;
     }
-    let s = setup("panic", &StandIn { ending: Ending::Panic, ..StandIn::exit(0) });
+    let s = setup(
+        "panic",
+        &StandIn {
+            ending: Ending::Panic,
+            ..StandIn::exit(0)
+        },
+    );
     let out = run(&s, &["--timeout", "60"]);
     assert_eq!(out.status.code(), Some(123));
     assert!(String::from_utf8_lossy(&out.stderr).contains("kernel panic"));
@@ -131,7 +164,13 @@ fn triple_fault_is_123() {
     if !have_qemu() {
         return;
     }
-    let s = setup("triple", &StandIn { ending: Ending::TripleFault, ..StandIn::exit(0) });
+    let s = setup(
+        "triple",
+        &StandIn {
+            ending: Ending::TripleFault,
+            ..StandIn::exit(0)
+        },
+    );
     let out = run(&s, &["--timeout", "60"]);
     assert_eq!(out.status.code(), Some(123));
     assert!(String::from_utf8_lossy(&out.stderr).contains("without reporting an exit status"));
@@ -142,10 +181,19 @@ fn timeout_is_124() {
     if !have_qemu() {
         return;
     }
-    let s = setup("hang", &StandIn { ending: Ending::Hang, ..StandIn::exit(0) });
+    let s = setup(
+        "hang",
+        &StandIn {
+            ending: Ending::Hang,
+            ..StandIn::exit(0)
+        },
+    );
     let out = run(&s, &["--timeout", "1"]);
     assert_eq!(out.status.code(), Some(124));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "kiln: timed out after 1 s\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "kiln: timed out after 1 s\n"
+    );
 }
 
 #[test]
@@ -155,11 +203,29 @@ fn baked_image_runs_and_rebakes_with_overrides() {
     }
     let s = setup("image", &StandIn::exit(9));
     let img = s.dir.join("app.img");
-    let out = bake(&[p("build"), p("--kernel"), &s.kernel, &s.app, p("-o"), &img, p("-e"), p("A=1")]);
+    let out = bake(&[
+        p("build"),
+        p("--kernel"),
+        &s.kernel,
+        &s.app,
+        p("-o"),
+        &img,
+        p("-e"),
+        p("A=1"),
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let out = bake(&[p("run"), p("--accel"), p("tcg"), &img]);
     assert_eq!(out.status.code(), Some(9));
-    let out = bake(&[p("run"), p("--accel"), p("tcg"), p("-e"), p("B=2"), &img, p("--"), p("x")]);
+    let out = bake(&[
+        p("run"),
+        p("--accel"),
+        p("tcg"),
+        p("-e"),
+        p("B=2"),
+        &img,
+        p("--"),
+        p("x"),
+    ]);
     assert_eq!(out.status.code(), Some(9));
     let out = bake(&[p("inspect"), &img]);
     assert_eq!(out.status.code(), Some(0));
@@ -177,25 +243,43 @@ fn bad_inputs() {
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.starts_with("bake: error: "), "{stderr}");
-        assert!(stderr.contains(needle), "{stderr:?} should contain {needle:?}");
+        assert!(
+            stderr.contains(needle),
+            "{stderr:?} should contain {needle:?}"
+        );
     };
     let missing = s.dir.join("missing");
     check(bake(&[p("run"), &missing]), 127, "no such file");
-    check(bake(&[p("build"), &missing, p("-o"), &s.dir.join("x.img")]), 127, "no such file");
+    check(
+        bake(&[p("build"), &missing, p("-o"), &s.dir.join("x.img")]),
+        127,
+        "no such file",
+    );
     check(bake(&[p("run"), &s.dir]), 126, "directory");
     check(bake(&[p("inspect"), &s.dir]), 126, "directory");
     let text = s.dir.join("text");
     std::fs::write(&text, "#!/bin/sh\n").unwrap();
     check(bake(&[p("run"), &text]), 126, "ELF");
-    check(bake(&[p("run"), p("-e"), p("NOEQUALS"), &s.app]), 125, "NOEQUALS=VALUE");
-    check(bake(&[p("run"), p("--mem"), p("lots"), &s.app]), 125, "128M");
+    check(
+        bake(&[p("run"), p("-e"), p("NOEQUALS"), &s.app]),
+        125,
+        "NOEQUALS=VALUE",
+    );
+    check(
+        bake(&[p("run"), p("--mem"), p("lots"), &s.app]),
+        125,
+        "128M",
+    );
 
     // An image from another Kiln version: patch the version string in the payload.
     let img = s.dir.join("app.img");
     let out = bake(&[p("build"), p("--kernel"), &s.kernel, &s.app, p("-o"), &img]);
     assert_eq!(out.status.code(), Some(0));
     let mut bytes = std::fs::read(&img).unwrap();
-    let at = (0..bytes.len()).step_by(4096).find(|&o| bytes[o..].starts_with(b"KILNIMG\0")).unwrap();
+    let at = (0..bytes.len())
+        .step_by(4096)
+        .find(|&o| bytes[o..].starts_with(b"KILNIMG\0"))
+        .unwrap();
     let version = at + 32 + 16;
     assert!(bytes[version..].starts_with(env!("CARGO_PKG_VERSION").as_bytes()));
     bytes[version] = b'9';

@@ -64,7 +64,9 @@ pub enum ImageError {
         found: [u8; 8],
     },
     /// A payload format this code does not know.
-    #[error("unsupported image payload format version {found} (this Kiln reads version {FORMAT_VERSION})")]
+    #[error(
+        "unsupported image payload format version {found} (this Kiln reads version {FORMAT_VERSION})"
+    )]
     UnsupportedFormat {
         /// The version in the header.
         found: u32,
@@ -168,7 +170,11 @@ pub struct Payload<'a> {
 pub fn total_len(header: &[u8]) -> Result<u64, ImageError> {
     let available = header.len() as u64;
     let Some(header) = header.get(..HEADER_LEN) else {
-        return Err(ImageError::Truncated { what: "header", needed: HEADER_LEN as u64, available });
+        return Err(ImageError::Truncated {
+            what: "header",
+            needed: HEADER_LEN as u64,
+            available,
+        });
     };
     let magic: [u8; 8] = array(header, 0);
     if magic != MAGIC {
@@ -176,14 +182,18 @@ pub fn total_len(header: &[u8]) -> Result<u64, ImageError> {
     }
     let format_version = u32::from_le_bytes(array(header, 8));
     if format_version != FORMAT_VERSION {
-        return Err(ImageError::UnsupportedFormat { found: format_version });
+        return Err(ImageError::UnsupportedFormat {
+            found: format_version,
+        });
     }
     if u32::from_le_bytes(array(header, 12)) as usize != HEADER_LEN {
         return Err(ImageError::BadHeader("header_len is not 32"));
     }
     let total = u64::from_le_bytes(array(header, 16));
     if total < HEADER_LEN as u64 {
-        return Err(ImageError::BadHeader("total_len is shorter than the header"));
+        return Err(ImageError::BadHeader(
+            "total_len is shorter than the header",
+        ));
     }
     if u64::from_le_bytes(array(header, 24)) != 0 {
         return Err(ImageError::BadHeader("reserved field is not zero"));
@@ -196,7 +206,10 @@ impl<'a> Payload<'a> {
     /// ignored. Does not check the Kiln version: see [`Payload::parse_for`].
     pub fn parse(bytes: &'a [u8]) -> Result<Payload<'a>, ImageError> {
         let body = payload_bytes(bytes)?;
-        let mut records = Records { bytes: body, offset: HEADER_LEN };
+        let mut records = Records {
+            bytes: body,
+            offset: HEADER_LEN,
+        };
         let mut kiln_version = None;
         let mut app_path = None;
         let mut app_elf = None;
@@ -220,7 +233,10 @@ impl<'a> Payload<'a> {
         }
         let app_path = app_path.ok_or(ImageError::Missing("app_path"))?;
         if !app_path.starts_with('/') {
-            return Err(ImageError::BadString { field: "app_path", problem: "is not absolute" });
+            return Err(ImageError::BadString {
+                field: "app_path",
+                problem: "is not absolute",
+            });
         }
         Ok(Payload {
             kiln_version: kiln_version.ok_or(ImageError::Missing("kiln_version"))?,
@@ -276,7 +292,10 @@ impl<'a> Payload<'a> {
 /// Reads only the `kiln_version` record: which Kiln baked the payload.
 pub fn kiln_version(bytes: &[u8]) -> Result<&str, ImageError> {
     let body = payload_bytes(bytes)?;
-    let mut records = Records { bytes: body, offset: HEADER_LEN };
+    let mut records = Records {
+        bytes: body,
+        offset: HEADER_LEN,
+    };
     match records.next_record()? {
         Some((Tag::KilnVersion, value, _)) => text(Tag::KilnVersion, value),
         Some((_, _, offset)) => Err(ImageError::BadRecord {
@@ -294,7 +313,11 @@ fn payload_bytes(bytes: &[u8]) -> Result<&[u8], ImageError> {
     usize::try_from(total)
         .ok()
         .and_then(|total| bytes.get(..total))
-        .ok_or(ImageError::Truncated { what: "payload", needed: total, available })
+        .ok_or(ImageError::Truncated {
+            what: "payload",
+            needed: total,
+            available,
+        })
 }
 
 /// One record: its tag, its value and its offset from the payload start.
@@ -327,10 +350,16 @@ impl<'a> Records<'a> {
             })?;
         let raw_tag = u32::from_le_bytes(array(header, 0));
         if u32::from_le_bytes(array(header, 4)) != 0 {
-            return Err(ImageError::BadRecord { offset, problem: "reserved field is not zero" });
+            return Err(ImageError::BadRecord {
+                offset,
+                problem: "reserved field is not zero",
+            });
         }
         let len = u64::from_le_bytes(array(header, 8));
-        let tag = Tag::from_u32(raw_tag).ok_or(ImageError::UnknownTag { tag: raw_tag, offset })?;
+        let tag = Tag::from_u32(raw_tag).ok_or(ImageError::UnknownTag {
+            tag: raw_tag,
+            offset,
+        })?;
         let value_start = start + RECORD_HEADER_LEN;
         let truncated = ImageError::Truncated {
             what: tag.name(),
@@ -343,17 +372,26 @@ impl<'a> Records<'a> {
             .ok_or(truncated.clone())?;
         let value = self.bytes.get(value_start..value_end).ok_or(truncated)?;
         // The padding after the last record is part of the payload too.
-        let next = value_end.checked_next_multiple_of(RECORD_ALIGN).ok_or(ImageError::BadRecord {
-            offset,
-            problem: "length overflows",
-        })?;
-        let padding = self.bytes.get(value_end..next).ok_or(ImageError::Truncated {
-            what: "record padding",
-            needed: next as u64,
-            available,
-        })?;
+        let next =
+            value_end
+                .checked_next_multiple_of(RECORD_ALIGN)
+                .ok_or(ImageError::BadRecord {
+                    offset,
+                    problem: "length overflows",
+                })?;
+        let padding = self
+            .bytes
+            .get(value_end..next)
+            .ok_or(ImageError::Truncated {
+                what: "record padding",
+                needed: next as u64,
+                available,
+            })?;
         if padding.iter().any(|&b| b != 0) {
-            return Err(ImageError::BadRecord { offset, problem: "padding is not zero" });
+            return Err(ImageError::BadRecord {
+                offset,
+                problem: "padding is not zero",
+            });
         }
         self.offset = next;
         Ok(Some((tag, value, offset)))
@@ -380,14 +418,19 @@ fn set_once<T>(slot: &mut Option<T>, tag: Tag, value: T) -> Result<(), ImageErro
 /// A UTF-8 string without NUL bytes.
 fn text(tag: Tag, value: &[u8]) -> Result<&str, ImageError> {
     let value = c_string(tag, value)?;
-    core::str::from_utf8(value)
-        .map_err(|_| ImageError::BadString { field: tag.name(), problem: "is not UTF-8" })
+    core::str::from_utf8(value).map_err(|_| ImageError::BadString {
+        field: tag.name(),
+        problem: "is not UTF-8",
+    })
 }
 
 /// Bytes that can become a C string: no NUL inside.
 fn c_string(tag: Tag, value: &[u8]) -> Result<&[u8], ImageError> {
     if value.contains(&0) {
-        return Err(ImageError::BadString { field: tag.name(), problem: "contains a NUL byte" });
+        return Err(ImageError::BadString {
+            field: tag.name(),
+            problem: "contains a NUL byte",
+        });
     }
     Ok(value)
 }
@@ -425,7 +468,12 @@ mod tests {
 
     #[test]
     fn empty_lists_round_trip() {
-        let payload = Payload { argv: vec![], envp: vec![], app_elf: b"", ..sample() };
+        let payload = Payload {
+            argv: vec![],
+            envp: vec![],
+            app_elf: b"",
+            ..sample()
+        };
         assert_eq!(Payload::parse(&payload.encode()).unwrap(), payload);
     }
 
@@ -451,7 +499,10 @@ mod tests {
         let bytes = sample().encode();
         for len in 0..bytes.len() {
             let err = Payload::parse(&bytes[..len]).unwrap_err();
-            assert!(matches!(err, ImageError::Truncated { .. }), "len {len}: {err:?}");
+            assert!(
+                matches!(err, ImageError::Truncated { .. }),
+                "len {len}: {err:?}"
+            );
         }
     }
 
@@ -482,8 +533,14 @@ mod tests {
     fn bad_magic() {
         let mut bytes = sample().encode();
         bytes[0] = b'X';
-        assert!(matches!(Payload::parse(&bytes), Err(ImageError::BadMagic { .. })));
-        assert!(matches!(total_len(&bytes), Err(ImageError::BadMagic { .. })));
+        assert!(matches!(
+            Payload::parse(&bytes),
+            Err(ImageError::BadMagic { .. })
+        ));
+        assert!(matches!(
+            total_len(&bytes),
+            Err(ImageError::BadMagic { .. })
+        ));
     }
 
     #[test]
@@ -491,7 +548,10 @@ mod tests {
         let bytes = sample().encode();
         let mut b = bytes.clone();
         b[8] = 2;
-        assert_eq!(Payload::parse(&b), Err(ImageError::UnsupportedFormat { found: 2 }));
+        assert_eq!(
+            Payload::parse(&b),
+            Err(ImageError::UnsupportedFormat { found: 2 })
+        );
         let mut b = bytes.clone();
         b[12] = 40;
         assert!(matches!(Payload::parse(&b), Err(ImageError::BadHeader(_))));
@@ -500,28 +560,48 @@ mod tests {
         assert!(matches!(Payload::parse(&b), Err(ImageError::BadHeader(_))));
         let mut b = bytes;
         b[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(matches!(Payload::parse(&b), Err(ImageError::Truncated { .. })));
+        assert!(matches!(
+            Payload::parse(&b),
+            Err(ImageError::Truncated { .. })
+        ));
     }
 
     #[test]
     fn version_mismatch_is_detected_and_named() {
-        let bytes = Payload { kiln_version: "9.9.9", ..sample() }.encode();
+        let bytes = Payload {
+            kiln_version: "9.9.9",
+            ..sample()
+        }
+        .encode();
         let err = Payload::parse_for(&bytes, "0.1.0").unwrap_err();
         assert_eq!(
             err,
-            ImageError::VersionMismatch { found: "9.9.9".into(), expected: "0.1.0".into() }
+            ImageError::VersionMismatch {
+                found: "9.9.9".into(),
+                expected: "0.1.0".into()
+            }
         );
-        assert_eq!(err.to_string(), "image was baked by Kiln 9.9.9, this is Kiln 0.1.0");
+        assert_eq!(
+            err.to_string(),
+            "image was baked by Kiln 9.9.9, this is Kiln 0.1.0"
+        );
         assert_eq!(kiln_version(&bytes).unwrap(), "9.9.9");
     }
 
     #[test]
     fn version_is_checked_before_the_rest_of_the_body() {
         // A payload from a future Kiln with a record this one does not know.
-        let mut bytes = Payload { kiln_version: "9.9.9", ..sample() }.encode();
+        let mut bytes = Payload {
+            kiln_version: "9.9.9",
+            ..sample()
+        }
+        .encode();
         let first_after_version = HEADER_LEN + RECORD_HEADER_LEN + 8;
         bytes[first_after_version] = 99;
-        assert!(matches!(Payload::parse(&bytes), Err(ImageError::UnknownTag { tag: 99, .. })));
+        assert!(matches!(
+            Payload::parse(&bytes),
+            Err(ImageError::UnknownTag { tag: 99, .. })
+        ));
         assert!(matches!(
             Payload::parse_for(&bytes, "0.1.0"),
             Err(ImageError::VersionMismatch { .. })
@@ -530,12 +610,20 @@ mod tests {
 
     #[test]
     fn nul_in_strings_is_refused() {
-        let bytes = Payload { argv: vec![b"a\0b"], ..sample() }.encode();
+        let bytes = Payload {
+            argv: vec![b"a\0b"],
+            ..sample()
+        }
+        .encode();
         assert!(matches!(
             Payload::parse(&bytes),
             Err(ImageError::BadString { field: "argv", .. })
         ));
-        let bytes = Payload { envp: vec![b"A=\0"], ..sample() }.encode();
+        let bytes = Payload {
+            envp: vec![b"A=\0"],
+            ..sample()
+        }
+        .encode();
         assert!(matches!(
             Payload::parse(&bytes),
             Err(ImageError::BadString { field: "envp", .. })
@@ -544,13 +632,24 @@ mod tests {
 
     #[test]
     fn relative_app_path_is_refused() {
-        let bytes = Payload { app_path: "bin/x", ..sample() }.encode();
-        assert!(matches!(Payload::parse(&bytes), Err(ImageError::BadString { .. })));
+        let bytes = Payload {
+            app_path: "bin/x",
+            ..sample()
+        }
+        .encode();
+        assert!(matches!(
+            Payload::parse(&bytes),
+            Err(ImageError::BadString { .. })
+        ));
     }
 
     #[test]
     fn duplicate_and_missing_records() {
-        let mut out = Payload { app_elf: b"", ..sample() }.encode();
+        let mut out = Payload {
+            app_elf: b"",
+            ..sample()
+        }
+        .encode();
         // Append a second app_path record and fix total_len.
         push_record(&mut out, Tag::AppPath, b"/bin/other");
         let total = out.len() as u64;
@@ -571,6 +670,9 @@ mod tests {
         let mut bytes = sample().encode();
         // "0.1.0" is 5 bytes: three bytes of padding follow it.
         bytes[HEADER_LEN + RECORD_HEADER_LEN + 5] = 1;
-        assert!(matches!(Payload::parse(&bytes), Err(ImageError::BadRecord { .. })));
+        assert!(matches!(
+            Payload::parse(&bytes),
+            Err(ImageError::BadRecord { .. })
+        ));
     }
 }
