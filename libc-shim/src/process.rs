@@ -61,7 +61,12 @@ impl Process {
     }
 
     /// Handles syscall `nr` with raw register arguments (rdi, rsi, rdx, r10, r8, r9).
-    pub fn syscall<P: Platform>(&mut self, platform: &P, nr: u64, args: [u64; 6]) -> SyscallOutcome {
+    pub fn syscall<P: Platform>(
+        &mut self,
+        platform: &P,
+        nr: u64,
+        args: [u64; 6],
+    ) -> SyscallOutcome {
         syscall::dispatch(self, platform, nr, args)
     }
 

@@ -88,7 +88,11 @@ impl FromReg for Fd {
 
 impl Debug for Fd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if *self == Fd::AT_FDCWD { f.write_str("AT_FDCWD") } else { write!(f, "{}", self.0) }
+        if *self == Fd::AT_FDCWD {
+            f.write_str("AT_FDCWD")
+        } else {
+            write!(f, "{}", self.0)
+        }
     }
 }
 
@@ -101,7 +105,10 @@ pub struct UserPtr<T> {
 
 impl<T> UserPtr<T> {
     pub const fn new(addr: u64) -> Self {
-        UserPtr { addr, _to: PhantomData }
+        UserPtr {
+            addr,
+            _to: PhantomData,
+        }
     }
     pub const fn addr(self) -> u64 {
         self.addr
@@ -111,7 +118,10 @@ impl<T> UserPtr<T> {
     }
     /// The pointer `bytes` further on (for arrays); `EFAULT` on overflow.
     pub fn byte_add<U>(self, bytes: u64) -> Result<UserPtr<U>, Errno> {
-        self.addr.checked_add(bytes).map(UserPtr::new).ok_or(Errno::EFAULT)
+        self.addr
+            .checked_add(bytes)
+            .map(UserPtr::new)
+            .ok_or(Errno::EFAULT)
     }
 }
 
@@ -124,7 +134,11 @@ impl<T> Copy for UserPtr<T> {}
 
 impl<T> Debug for UserPtr<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_null() { f.write_str("NULL") } else { write!(f, "{:#x}", self.addr) }
+        if self.is_null() {
+            f.write_str("NULL")
+        } else {
+            write!(f, "{:#x}", self.addr)
+        }
     }
 }
 

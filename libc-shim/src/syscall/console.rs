@@ -71,18 +71,32 @@ fn write_from<P: Platform>(ctx: &Ctx<'_, P>, addr: u64, len: usize) -> Result<us
     Ok(len)
 }
 
-pub fn sys_read<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, buf: UserPtr<u8>, len: usize) -> Result<usize, Errno> {
+pub fn sys_read<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    buf: UserPtr<u8>,
+    len: usize,
+) -> Result<usize, Errno> {
     check_readable(ctx, fd)?;
     read_into(ctx, buf.addr(), len)
 }
 
-pub fn sys_write<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, buf: UserPtr<u8>, len: usize) -> Result<usize, Errno> {
+pub fn sys_write<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    buf: UserPtr<u8>,
+    len: usize,
+) -> Result<usize, Errno> {
     check_writable(ctx, fd)?;
     write_from(ctx, buf.addr(), len)
 }
 
 /// Reads and validates an iovec array: `EINVAL` for a bad count or a total over `ssize_t`.
-fn iovecs<P: Platform>(ctx: &Ctx<'_, P>, iov: UserPtr<Iovec>, count: i32) -> Result<Vec<Iovec>, Errno> {
+fn iovecs<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    iov: UserPtr<Iovec>,
+    count: i32,
+) -> Result<Vec<Iovec>, Errno> {
     let count = usize::try_from(count).map_err(|_| Errno::EINVAL)?;
     if count > IOV_MAX {
         return Err(Errno::EINVAL);
@@ -90,12 +104,20 @@ fn iovecs<P: Platform>(ctx: &Ctx<'_, P>, iov: UserPtr<Iovec>, count: i32) -> Res
     let v = ctx.read_array(iov, count)?;
     let mut total: u64 = 0;
     for i in &v {
-        total = total.checked_add(i.len).filter(|t| *t <= i64::MAX as u64).ok_or(Errno::EINVAL)?;
+        total = total
+            .checked_add(i.len)
+            .filter(|t| *t <= i64::MAX as u64)
+            .ok_or(Errno::EINVAL)?;
     }
     Ok(v)
 }
 
-pub fn sys_readv<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec>, count: i32) -> Result<usize, Errno> {
+pub fn sys_readv<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    iov: UserPtr<Iovec>,
+    count: i32,
+) -> Result<usize, Errno> {
     check_readable(ctx, fd)?;
     let mut total = 0;
     for v in iovecs(ctx, iov, count)? {
@@ -112,7 +134,12 @@ pub fn sys_readv<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec>,
     Ok(total)
 }
 
-pub fn sys_writev<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec>, count: i32) -> Result<usize, Errno> {
+pub fn sys_writev<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    iov: UserPtr<Iovec>,
+    count: i32,
+) -> Result<usize, Errno> {
     check_writable(ctx, fd)?;
     let mut total = 0usize;
     for v in iovecs(ctx, iov, count)? {
@@ -134,7 +161,12 @@ pub fn sys_close<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd) -> Result<usize, Err
     Ok(0)
 }
 
-pub fn sys_lseek<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, _offset: i64, _whence: u32) -> Result<usize, Errno> {
+pub fn sys_lseek<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    _offset: i64,
+    _whence: u32,
+) -> Result<usize, Errno> {
     console(ctx, fd)?;
     Err(Errno::ESPIPE)
 }
@@ -153,7 +185,11 @@ fn console_stat<P: Platform>(ctx: &Ctx<'_, P>, fd: usize) -> Stat {
         mode: S_IFCHR | 0o620,
         uid: 0,
         gid: 5, // tty
-        rdev: if ctx.platform.console_is_terminal() { PTS_RDEV } else { CONSOLE_RDEV },
+        rdev: if ctx.platform.console_is_terminal() {
+            PTS_RDEV
+        } else {
+            CONSOLE_RDEV
+        },
         size: 0,
         blksize: 1024,
         blocks: 0,
@@ -163,7 +199,11 @@ fn console_stat<P: Platform>(ctx: &Ctx<'_, P>, fd: usize) -> Stat {
     }
 }
 
-pub fn sys_fstat<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, statbuf: UserPtr<Stat>) -> Result<usize, Errno> {
+pub fn sys_fstat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    statbuf: UserPtr<Stat>,
+) -> Result<usize, Errno> {
     let i = console(ctx, fd)?;
     ctx.write(statbuf, &console_stat(ctx, i))?;
     Ok(0)
@@ -213,7 +253,13 @@ fn resolve_dirfd<P: Platform>(ctx: &Ctx<'_, P>, dirfd: Fd, path: &[u8]) -> Resul
 
 const PROC_SELF_EXE: &[u8] = b"/proc/self/exe";
 
-fn readlink_common<P: Platform>(ctx: &Ctx<'_, P>, dirfd: Fd, path: UserCStr, buf: UserPtr<u8>, size: i32) -> Result<usize, Errno> {
+fn readlink_common<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    buf: UserPtr<u8>,
+    size: i32,
+) -> Result<usize, Errno> {
     let path = ctx.read_path(path)?;
     if size <= 0 {
         return Err(Errno::EINVAL);
@@ -233,15 +279,30 @@ fn readlink_common<P: Platform>(ctx: &Ctx<'_, P>, dirfd: Fd, path: UserCStr, buf
     Ok(n)
 }
 
-pub fn sys_readlink<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, buf: UserPtr<u8>, size: i32) -> Result<usize, Errno> {
+pub fn sys_readlink<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    buf: UserPtr<u8>,
+    size: i32,
+) -> Result<usize, Errno> {
     readlink_common(ctx, Fd::AT_FDCWD, path, buf, size)
 }
 
-pub fn sys_readlinkat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, buf: UserPtr<u8>, size: i32) -> Result<usize, Errno> {
+pub fn sys_readlinkat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    buf: UserPtr<u8>,
+    size: i32,
+) -> Result<usize, Errno> {
     readlink_common(ctx, dirfd, path, buf, size)
 }
 
-pub fn sys_getcwd<P: Platform>(ctx: &mut Ctx<'_, P>, buf: UserPtr<u8>, size: usize) -> Result<usize, Errno> {
+pub fn sys_getcwd<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    buf: UserPtr<u8>,
+    size: usize,
+) -> Result<usize, Errno> {
     const CWD: &[u8] = b"/\0";
     if size < CWD.len() {
         return Err(Errno::ERANGE);
@@ -278,7 +339,12 @@ impl FromReg for IoctlRequest {
     }
 }
 
-pub fn sys_ioctl<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, request: IoctlRequest, arg: u64) -> Result<usize, Errno> {
+pub fn sys_ioctl<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    request: IoctlRequest,
+    arg: u64,
+) -> Result<usize, Errno> {
     console(ctx, fd)?;
     let terminal = ctx.platform.console_is_terminal();
     match request {
@@ -298,7 +364,15 @@ pub fn sys_ioctl<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, request: IoctlReques
             Ok(0)
         }
         IoctlRequest::TIOCGWINSZ => {
-            ctx.write(UserPtr::new(arg), &Winsize { rows: 24, cols: 80, xpixel: 0, ypixel: 0 })?;
+            ctx.write(
+                UserPtr::new(arg),
+                &Winsize {
+                    rows: 24,
+                    cols: 80,
+                    xpixel: 0,
+                    ypixel: 0,
+                },
+            )?;
             Ok(0)
         }
         IoctlRequest::TIOCSWINSZ => {

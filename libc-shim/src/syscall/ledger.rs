@@ -31,7 +31,12 @@ pub fn render() -> String {
     let mut next = 0u64;
     for info in TABLE {
         if info.nr > next {
-            let _ = writeln!(out, "| {}–{} | — | unassigned | not syscalls on x86_64: ENOSYS |", next, info.nr - 1);
+            let _ = writeln!(
+                out,
+                "| {}–{} | — | unassigned | not syscalls on x86_64: ENOSYS |",
+                next,
+                info.nr - 1
+            );
         }
         let (status, note) = match info.status {
             Status::Supported => ("supported", ""),
@@ -39,7 +44,14 @@ pub fn render() -> String {
             Status::Enosys => ("ENOSYS", ""),
             Status::EnosysByDesign(n) => ("ENOSYS by design", n),
         };
-        let _ = writeln!(out, "| {} | `{}` | {} | {} |", info.nr, info.name, status, note.replace('|', "\\|"));
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} |",
+            info.nr,
+            info.name,
+            status,
+            note.replace('|', "\\|")
+        );
         next = info.nr + 1;
     }
     debug_assert_eq!(next, MAX_NR + 1);

@@ -40,15 +40,39 @@ pub struct Rlimits([Rlimit; 16]);
 impl Default for Rlimits {
     /// What a Linux shell typically hands its children.
     fn default() -> Self {
-        let inf = Rlimit { cur: RLIM_INFINITY, max: RLIM_INFINITY };
+        let inf = Rlimit {
+            cur: RLIM_INFINITY,
+            max: RLIM_INFINITY,
+        };
         let mut l = [inf; 16];
-        l[Resource::Stack as usize] = Rlimit { cur: 8 << 20, max: RLIM_INFINITY };
-        l[Resource::Core as usize] = Rlimit { cur: 0, max: RLIM_INFINITY };
-        l[Resource::Nproc as usize] = Rlimit { cur: 4096, max: 4096 };
-        l[Resource::Nofile as usize] = Rlimit { cur: 1024, max: 4096 };
-        l[Resource::Memlock as usize] = Rlimit { cur: 8 << 20, max: 8 << 20 };
-        l[Resource::Sigpending as usize] = Rlimit { cur: 4096, max: 4096 };
-        l[Resource::Msgqueue as usize] = Rlimit { cur: 819_200, max: 819_200 };
+        l[Resource::Stack as usize] = Rlimit {
+            cur: 8 << 20,
+            max: RLIM_INFINITY,
+        };
+        l[Resource::Core as usize] = Rlimit {
+            cur: 0,
+            max: RLIM_INFINITY,
+        };
+        l[Resource::Nproc as usize] = Rlimit {
+            cur: 4096,
+            max: 4096,
+        };
+        l[Resource::Nofile as usize] = Rlimit {
+            cur: 1024,
+            max: 4096,
+        };
+        l[Resource::Memlock as usize] = Rlimit {
+            cur: 8 << 20,
+            max: 8 << 20,
+        };
+        l[Resource::Sigpending as usize] = Rlimit {
+            cur: 4096,
+            max: 4096,
+        };
+        l[Resource::Msgqueue as usize] = Rlimit {
+            cur: 819_200,
+            max: 819_200,
+        };
         l[Resource::Nice as usize] = Rlimit { cur: 0, max: 0 };
         l[Resource::Rtprio as usize] = Rlimit { cur: 0, max: 0 };
         Rlimits(l)
@@ -61,12 +85,19 @@ impl Rlimits {
     }
 }
 
-fn prlimit<P: Platform>(ctx: &mut Ctx<'_, P>, resource: Resource, new: UserPtr<Rlimit>, old: UserPtr<Rlimit>) -> Result<usize, Errno> {
-    let new = if new.is_null() { None } else { Some(ctx.read(new)?) };
-    if let Some(n) = new {
-        if n.cur > n.max {
-            return Err(Errno::EINVAL);
-        }
+fn prlimit<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    resource: Resource,
+    new: UserPtr<Rlimit>,
+    old: UserPtr<Rlimit>,
+) -> Result<usize, Errno> {
+    let new = if new.is_null() {
+        None
+    } else {
+        Some(ctx.read(new)?)
+    };
+    if new.is_some_and(|n| n.cur > n.max) {
+        return Err(Errno::EINVAL);
     }
     ctx.write_opt(old, &ctx.process.rlimits.get(resource))?;
     if let Some(n) = new {
@@ -89,12 +120,20 @@ pub fn sys_prlimit64<P: Platform>(
     prlimit(ctx, resource, new, old)
 }
 
-pub fn sys_getrlimit<P: Platform>(ctx: &mut Ctx<'_, P>, resource: Resource, old: UserPtr<Rlimit>) -> Result<usize, Errno> {
+pub fn sys_getrlimit<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    resource: Resource,
+    old: UserPtr<Rlimit>,
+) -> Result<usize, Errno> {
     ctx.write(old, &ctx.process.rlimits.get(resource))?;
     Ok(0)
 }
 
-pub fn sys_setrlimit<P: Platform>(ctx: &mut Ctx<'_, P>, resource: Resource, new: UserPtr<Rlimit>) -> Result<usize, Errno> {
+pub fn sys_setrlimit<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    resource: Resource,
+    new: UserPtr<Rlimit>,
+) -> Result<usize, Errno> {
     if new.is_null() {
         return Err(Errno::EFAULT);
     }

@@ -81,7 +81,10 @@ pub const NSEC_PER_SEC: u64 = 1_000_000_000;
 
 impl Timespec {
     pub fn from_ns(ns: u64) -> Self {
-        Timespec { sec: (ns / NSEC_PER_SEC) as i64, nsec: (ns % NSEC_PER_SEC) as i64 }
+        Timespec {
+            sec: (ns / NSEC_PER_SEC) as i64,
+            nsec: (ns % NSEC_PER_SEC) as i64,
+        }
     }
     /// Nanoseconds, or `None` if the value is not a valid timespec (negative or
     /// `nsec` outside `0..1e9`). Saturates on overflow.
@@ -89,7 +92,11 @@ impl Timespec {
         if self.sec < 0 || !(0..NSEC_PER_SEC as i64).contains(&self.nsec) {
             return None;
         }
-        Some((self.sec as u64).saturating_mul(NSEC_PER_SEC).saturating_add(self.nsec as u64))
+        Some(
+            (self.sec as u64)
+                .saturating_mul(NSEC_PER_SEC)
+                .saturating_add(self.nsec as u64),
+        )
     }
 }
 
@@ -104,7 +111,10 @@ impl ToUser for Timespec {
 }
 impl FromUser for Timespec {
     fn decode(b: &[u8]) -> Self {
-        Timespec { sec: get_i64(b, 0), nsec: get_i64(b, 8) }
+        Timespec {
+            sec: get_i64(b, 0),
+            nsec: get_i64(b, 8),
+        }
     }
 }
 
@@ -117,7 +127,10 @@ pub struct Timeval {
 
 impl Timeval {
     pub fn from_ns(ns: u64) -> Self {
-        Timeval { sec: (ns / NSEC_PER_SEC) as i64, usec: ((ns % NSEC_PER_SEC) / 1000) as i64 }
+        Timeval {
+            sec: (ns / NSEC_PER_SEC) as i64,
+            usec: ((ns % NSEC_PER_SEC) / 1000) as i64,
+        }
     }
 }
 
@@ -203,7 +216,14 @@ impl Layout for Utsname<'_> {
 }
 impl ToUser for Utsname<'_> {
     fn encode(&self, out: &mut [u8]) {
-        let fields = [self.sysname, self.nodename, self.release, self.version, self.machine, self.domainname];
+        let fields = [
+            self.sysname,
+            self.nodename,
+            self.release,
+            self.version,
+            self.machine,
+            self.domainname,
+        ];
         for (i, field) in fields.iter().enumerate() {
             let bytes = &field.as_bytes()[..field.len().min(UTS_FIELD - 1)];
             put(out, i * UTS_FIELD, bytes);
@@ -231,7 +251,10 @@ impl ToUser for Rlimit {
 }
 impl FromUser for Rlimit {
     fn decode(b: &[u8]) -> Self {
-        Rlimit { cur: get_u64(b, 0), max: get_u64(b, 8) }
+        Rlimit {
+            cur: get_u64(b, 0),
+            max: get_u64(b, 8),
+        }
     }
 }
 
@@ -260,7 +283,12 @@ impl ToUser for KSigaction {
 }
 impl FromUser for KSigaction {
     fn decode(b: &[u8]) -> Self {
-        KSigaction { handler: get_u64(b, 0), flags: get_u64(b, 8), restorer: get_u64(b, 16), mask: get_u64(b, 24) }
+        KSigaction {
+            handler: get_u64(b, 0),
+            flags: get_u64(b, 8),
+            restorer: get_u64(b, 16),
+            mask: get_u64(b, 24),
+        }
     }
 }
 
@@ -284,7 +312,11 @@ impl ToUser for StackT {
 }
 impl FromUser for StackT {
     fn decode(b: &[u8]) -> Self {
-        StackT { sp: get_u64(b, 0), flags: get_u32(b, 8) as i32, size: get_u64(b, 16) }
+        StackT {
+            sp: get_u64(b, 0),
+            flags: get_u32(b, 8) as i32,
+            size: get_u64(b, 16),
+        }
     }
 }
 
@@ -300,7 +332,10 @@ impl Layout for Iovec {
 }
 impl FromUser for Iovec {
     fn decode(b: &[u8]) -> Self {
-        Iovec { base: get_u64(b, 0), len: get_u64(b, 8) }
+        Iovec {
+            base: get_u64(b, 0),
+            len: get_u64(b, 8),
+        }
     }
 }
 
@@ -339,7 +374,9 @@ impl Termios {
         const IEXTEN: u32 = 0o100000;
         // VINTR VQUIT VERASE VKILL VEOF VTIME VMIN VSWTC VSTART VSTOP VSUSP VEOL VREPRINT
         // VDISCARD VWERASE VLNEXT VEOL2
-        let cc = [3, 0x1c, 0x7f, 0x15, 4, 0, 1, 0, 0x11, 0x13, 0x1a, 0, 0x12, 0x0f, 0x17, 0x16, 0, 0, 0];
+        let cc = [
+            3, 0x1c, 0x7f, 0x15, 4, 0, 1, 0, 0x11, 0x13, 0x1a, 0, 0x12, 0x0f, 0x17, 0x16, 0, 0, 0,
+        ];
         Termios {
             iflag: ICRNL | IXON,
             oflag: OPOST | ONLCR,
@@ -368,7 +405,14 @@ impl FromUser for Termios {
     fn decode(b: &[u8]) -> Self {
         let mut cc = [0u8; NCCS];
         cc.copy_from_slice(&b[17..17 + NCCS]);
-        Termios { iflag: get_u32(b, 0), oflag: get_u32(b, 4), cflag: get_u32(b, 8), lflag: get_u32(b, 12), line: b[16], cc }
+        Termios {
+            iflag: get_u32(b, 0),
+            oflag: get_u32(b, 4),
+            cflag: get_u32(b, 8),
+            lflag: get_u32(b, 12),
+            line: b[16],
+            cc,
+        }
     }
 }
 
@@ -395,7 +439,12 @@ impl ToUser for Winsize {
 impl FromUser for Winsize {
     fn decode(b: &[u8]) -> Self {
         let h = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
-        Winsize { rows: h(0), cols: h(2), xpixel: h(4), ypixel: h(6) }
+        Winsize {
+            rows: h(0),
+            cols: h(2),
+            xpixel: h(4),
+            ypixel: h(6),
+        }
     }
 }
 
@@ -491,7 +540,12 @@ mod tests {
 
     #[test]
     fn stat_fields_land_at_kernel_offsets() {
-        let st = Stat { mode: 0o20620, rdev: 0x8801, blksize: 1024, ..Default::default() };
+        let st = Stat {
+            mode: 0o20620,
+            rdev: 0x8801,
+            blksize: 1024,
+            ..Default::default()
+        };
         let b = bytes(&st);
         assert_eq!(b.len(), 144);
         assert_eq!(&b[24..28], &0o20620u32.to_le_bytes());
@@ -501,7 +555,12 @@ mod tests {
 
     #[test]
     fn sigaction_round_trips() {
-        let sa = KSigaction { handler: 0x401000, flags: 0x0400_0000, restorer: 0x402000, mask: 1 << 5 };
+        let sa = KSigaction {
+            handler: 0x401000,
+            flags: 0x0400_0000,
+            restorer: 0x402000,
+            mask: 1 << 5,
+        };
         assert_eq!(KSigaction::decode(&bytes(&sa)), sa);
     }
 
@@ -509,12 +568,26 @@ mod tests {
     fn timespec_validation() {
         assert_eq!(Timespec { sec: 1, nsec: 5 }.to_ns(), Some(1_000_000_005));
         assert_eq!(Timespec { sec: -1, nsec: 0 }.to_ns(), None);
-        assert_eq!(Timespec { sec: 0, nsec: 1_000_000_000 }.to_ns(), None);
+        assert_eq!(
+            Timespec {
+                sec: 0,
+                nsec: 1_000_000_000
+            }
+            .to_ns(),
+            None
+        );
     }
 
     #[test]
     fn utsname_is_nul_padded() {
-        let u = Utsname { sysname: "Linux", nodename: "kiln", release: "r", version: "v", machine: "x86_64", domainname: "(none)" };
+        let u = Utsname {
+            sysname: "Linux",
+            nodename: "kiln",
+            release: "r",
+            version: "v",
+            machine: "x86_64",
+            domainname: "(none)",
+        };
         let b = bytes(&u);
         assert_eq!(b.len(), 390);
         assert_eq!(&b[0..6], b"Linux\0");

@@ -51,7 +51,7 @@ bitflags::bitflags! {
 flags_arg!(MapFlags);
 
 fn page_aligned(x: u64) -> bool {
-    x % PAGE_SIZE == 0
+    x.is_multiple_of(PAGE_SIZE)
 }
 
 /// Rounds up to pages; `None` on overflow.
@@ -96,7 +96,10 @@ pub fn sys_mmap<P: Platform>(
     if matches!(at, Placement::Fixed(a) | Placement::FixedNoReplace(a) if !page_aligned(a)) {
         return Err(Errno::EINVAL);
     }
-    ctx.process.mm.mmap_anonymous(ctx.platform, at, len, prot.prot()).map(|a| a as usize)
+    ctx.process
+        .mm
+        .mmap_anonymous(ctx.platform, at, len, prot.prot())
+        .map(|a| a as usize)
 }
 
 pub fn sys_munmap<P: Platform>(ctx: &mut Ctx<'_, P>, addr: u64, len: u64) -> Result<usize, Errno> {
@@ -107,7 +110,12 @@ pub fn sys_munmap<P: Platform>(ctx: &mut Ctx<'_, P>, addr: u64, len: u64) -> Res
     Ok(0)
 }
 
-pub fn sys_mprotect<P: Platform>(ctx: &mut Ctx<'_, P>, addr: u64, len: u64, prot: ProtArg) -> Result<usize, Errno> {
+pub fn sys_mprotect<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    addr: u64,
+    len: u64,
+    prot: ProtArg,
+) -> Result<usize, Errno> {
     if !page_aligned(addr) {
         return Err(Errno::EINVAL);
     }
@@ -115,7 +123,9 @@ pub fn sys_mprotect<P: Platform>(ctx: &mut Ctx<'_, P>, addr: u64, len: u64, prot
     if len == 0 {
         return Ok(0);
     }
-    ctx.process.mm.protect(ctx.platform, addr, len, prot.prot())?;
+    ctx.process
+        .mm
+        .protect(ctx.platform, addr, len, prot.prot())?;
     Ok(0)
 }
 
@@ -141,7 +151,12 @@ impl FromReg for Advice {
     }
 }
 
-pub fn sys_madvise<P: Platform>(ctx: &mut Ctx<'_, P>, addr: u64, len: u64, advice: Advice) -> Result<usize, Errno> {
+pub fn sys_madvise<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    addr: u64,
+    len: u64,
+    advice: Advice,
+) -> Result<usize, Errno> {
     if !page_aligned(addr) {
         return Err(Errno::EINVAL);
     }
@@ -153,7 +168,10 @@ pub fn sys_madvise<P: Platform>(ctx: &mut Ctx<'_, P>, addr: u64, len: u64, advic
         return Ok(0);
     }
     // Linux: advice on a range with unmapped pages is ENOMEM.
-    ctx.process.mm.check_access(addr, len, Prot::empty()).map_err(|_| Errno::ENOMEM)?;
+    ctx.process
+        .mm
+        .check_access(addr, len, Prot::empty())
+        .map_err(|_| Errno::ENOMEM)?;
     if advice == Advice::Discard {
         // Zeroing in place keeps each page's protection and gives the app exactly what
         // Linux promises for private anonymous memory: zero-fill on next access.
@@ -178,15 +196,11 @@ bitflags::bitflags! {
 }
 flags_arg!(MremapFlags);
 
-/// The protection of `[addr, addr+len)` if it is mapped with one protection throughout.
+/// The protection of `[addr, addr+len)`, which must lie within one mapping (Linux: `EFAULT`).
 fn range_prot<P: Platform>(ctx: &Ctx<'_, P>, addr: u64, len: u64) -> Result<Prot, Errno> {
-    let mm = &ctx.process.mm;
-    mm.check_access(addr, len, Prot::empty()).map_err(|_| Errno::EFAULT)?;
-    let mut prot = Prot::empty();
-    for p in [Prot::READ, Prot::WRITE, Prot::EXEC] {
-        if mm.check_access(addr, len, p).is_ok() {
-            prot |= p;
-        }
+    let (_, end, prot, _) = ctx.process.mm.vma_at(addr).ok_or(Errno::EFAULT)?;
+    if addr.checked_add(len).is_none_or(|e| e > end) {
+        return Err(Errno::EFAULT);
     }
     Ok(prot)
 }
@@ -217,7 +231,14 @@ pub fn sys_mremap<P: Platform>(
         return Ok(old as usize);
     }
     // Grow in place when the pages after the mapping are free.
-    let grown = old.checked_add(old_len).map(|end| mm.mmap_anonymous(ctx.platform, Placement::FixedNoReplace(end), new_len - old_len, prot));
+    let grown = old.checked_add(old_len).map(|end| {
+        mm.mmap_anonymous(
+            ctx.platform,
+            Placement::FixedNoReplace(end),
+            new_len - old_len,
+            prot,
+        )
+    });
     if let Some(Ok(_)) = grown {
         return Ok(old as usize);
     }

@@ -53,7 +53,10 @@ pub enum Reply {
 impl Reply {
     /// The process is killed by `signal` (exit status 128+signal, as a shell reports it).
     pub fn killed_by(signal: u8) -> Reply {
-        Reply::Exit { status: 128u8.wrapping_add(signal), signal: Some(signal) }
+        Reply::Exit {
+            status: 128u8.wrapping_add(signal),
+            signal: Some(signal),
+        }
     }
 }
 
@@ -107,7 +110,12 @@ pub enum WarnKey {
 }
 
 /// Handles syscall `nr` for `process`: decode, run, trace, encode. The ABI boundary.
-pub fn dispatch<P: Platform>(process: &mut Process, platform: &P, nr: u64, raw: [u64; 6]) -> SyscallOutcome {
+pub fn dispatch<P: Platform>(
+    process: &mut Process,
+    platform: &P,
+    nr: u64,
+    raw: [u64; 6],
+) -> SyscallOutcome {
     let info = table::info(nr);
     let name = info.map_or("unknown", |i| i.name);
     let mut ctx = Ctx { process, platform };
@@ -115,7 +123,12 @@ pub fn dispatch<P: Platform>(process: &mut Process, platform: &P, nr: u64, raw: 
         Some(Ok(invoked)) => (invoked.reply, invoked.args),
         Some(Err(bad)) => {
             if ctx.process.warned.insert(WarnKey::BadArg(nr, bad.index)) {
-                log::warn!("{name} ({nr}): argument {} = {:#x}: {}: returning EINVAL", bad.index, raw[bad.index], bad.error);
+                log::warn!(
+                    "{name} ({nr}): argument {} = {:#x}: {}: returning EINVAL",
+                    bad.index,
+                    raw[bad.index],
+                    bad.error
+                );
             }
             (Err(Errno::EINVAL), None)
         }
@@ -137,7 +150,13 @@ pub fn dispatch<P: Platform>(process: &mut Process, platform: &P, nr: u64, raw: 
     }
 }
 
-fn trace_line(name: &str, nr: u64, raw: &[u64; 6], args: Option<String>, result: &Result<Reply, Errno>) {
+fn trace_line(
+    name: &str,
+    nr: u64,
+    raw: &[u64; 6],
+    args: Option<String>,
+    result: &Result<Reply, Errno>,
+) {
     let args = args.unwrap_or_else(|| {
         let mut s = String::new();
         for (i, a) in raw.iter().enumerate() {
@@ -148,7 +167,9 @@ fn trace_line(name: &str, nr: u64, raw: &[u64; 6], args: Option<String>, result:
     match result {
         Ok(Reply::Value(v)) if *v > 0xffff => log::trace!("{name}({args}) = {v:#x}"),
         Ok(Reply::Value(v)) => log::trace!("{name}({args}) = {v}"),
-        Ok(Reply::Exit { status, signal }) => log::trace!("{name}({args}) = exit status {status} signal {signal:?}"),
+        Ok(Reply::Exit { status, signal }) => {
+            log::trace!("{name}({args}) = exit status {status} signal {signal:?}")
+        }
         Err(e) => log::trace!("{name}({args}) = -1 {} [nr {nr}]", e.name()),
     }
 }

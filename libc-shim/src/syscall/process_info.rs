@@ -12,7 +12,10 @@ use crate::platform::Platform;
 use crate::process::Process;
 
 pub fn sys_exit_group<P: Platform>(_ctx: &mut Ctx<'_, P>, code: i32) -> Reply {
-    Reply::Exit { status: (code & 0xff) as u8, signal: None }
+    Reply::Exit {
+        status: (code & 0xff) as u8,
+        signal: None,
+    }
 }
 
 /// With one thread, the thread's exit is the process's exit.
@@ -53,10 +56,18 @@ pub(crate) fn is_self(pid: i32) -> bool {
 }
 
 pub fn sys_getpgid<P: Platform>(_ctx: &mut Ctx<'_, P>, pid: i32) -> Result<usize, Errno> {
-    if is_self(pid) { Ok(PID) } else { Err(Errno::ESRCH) }
+    if is_self(pid) {
+        Ok(PID)
+    } else {
+        Err(Errno::ESRCH)
+    }
 }
 pub fn sys_getsid<P: Platform>(_ctx: &mut Ctx<'_, P>, pid: i32) -> Result<usize, Errno> {
-    if is_self(pid) { Ok(PID) } else { Err(Errno::ESRCH) }
+    if is_self(pid) {
+        Ok(PID)
+    } else {
+        Err(Errno::ESRCH)
+    }
 }
 
 pub const UTSNAME: Utsname<'static> = Utsname {
@@ -68,7 +79,10 @@ pub const UTSNAME: Utsname<'static> = Utsname {
     domainname: "(none)",
 };
 
-pub fn sys_uname<P: Platform>(ctx: &mut Ctx<'_, P>, buf: UserPtr<Utsname<'static>>) -> Result<usize, Errno> {
+pub fn sys_uname<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    buf: UserPtr<Utsname<'static>>,
+) -> Result<usize, Errno> {
     ctx.write(buf, &UTSNAME)?;
     Ok(0)
 }
@@ -95,7 +109,11 @@ impl super::args::FromReg for ArchPrctl {
     }
 }
 
-pub fn sys_arch_prctl<P: Platform>(ctx: &mut Ctx<'_, P>, code: ArchPrctl, addr: u64) -> Result<usize, Errno> {
+pub fn sys_arch_prctl<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    code: ArchPrctl,
+    addr: u64,
+) -> Result<usize, Errno> {
     match code {
         ArchPrctl::SetFs => {
             if addr >= USER_END {
@@ -124,7 +142,11 @@ pub fn sys_set_tid_address<P: Platform>(ctx: &mut Ctx<'_, P>, tidptr: u64) -> Re
 /// `sizeof(struct robust_list_head)` on x86_64.
 const ROBUST_LIST_HEAD_LEN: usize = 24;
 
-pub fn sys_set_robust_list<P: Platform>(ctx: &mut Ctx<'_, P>, head: u64, len: usize) -> Result<usize, Errno> {
+pub fn sys_set_robust_list<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    head: u64,
+    len: usize,
+) -> Result<usize, Errno> {
     if len != ROBUST_LIST_HEAD_LEN {
         return Err(Errno::EINVAL);
     }
@@ -132,7 +154,12 @@ pub fn sys_set_robust_list<P: Platform>(ctx: &mut Ctx<'_, P>, head: u64, len: us
     Ok(0)
 }
 
-pub fn sys_get_robust_list<P: Platform>(ctx: &mut Ctx<'_, P>, pid: i32, head: UserPtr<u64>, len: UserPtr<u64>) -> Result<usize, Errno> {
+pub fn sys_get_robust_list<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    pid: i32,
+    head: UserPtr<u64>,
+    len: UserPtr<u64>,
+) -> Result<usize, Errno> {
     if !is_self(pid) {
         return Err(Errno::ESRCH);
     }
@@ -153,7 +180,12 @@ bitflags::bitflags! {
 }
 flags_arg!(GrndFlags);
 
-pub fn sys_getrandom<P: Platform>(ctx: &mut Ctx<'_, P>, buf: UserPtr<u8>, len: usize, flags: GrndFlags) -> Result<usize, Errno> {
+pub fn sys_getrandom<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    buf: UserPtr<u8>,
+    len: usize,
+    flags: GrndFlags,
+) -> Result<usize, Errno> {
     if flags.contains(GrndFlags::RANDOM | GrndFlags::INSECURE) {
         return Err(Errno::EINVAL);
     }
@@ -174,13 +206,18 @@ pub fn sys_sched_yield<P: Platform>(_ctx: &mut Ctx<'_, P>) -> Result<usize, Errn
     Ok(0)
 }
 
-pub fn sys_sched_getaffinity<P: Platform>(ctx: &mut Ctx<'_, P>, pid: i32, len: usize, mask: UserPtr<u8>) -> Result<usize, Errno> {
+pub fn sys_sched_getaffinity<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    pid: i32,
+    len: usize,
+    mask: UserPtr<u8>,
+) -> Result<usize, Errno> {
     if !is_self(pid) {
         return Err(Errno::ESRCH);
     }
     let cpus = ctx.platform.cpu_count().max(1);
     // Linux: the buffer must hold every possible CPU and be a whole number of longs.
-    if len.saturating_mul(8) < cpus || len % 8 != 0 {
+    if len.saturating_mul(8) < cpus || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let mask_size = cpus.div_ceil(64) * 8;
@@ -193,7 +230,10 @@ pub fn sys_sched_getaffinity<P: Platform>(ctx: &mut Ctx<'_, P>, pid: i32, len: u
     Ok(n)
 }
 
-pub fn sys_sysinfo<P: Platform>(ctx: &mut Ctx<'_, P>, info: UserPtr<Sysinfo>) -> Result<usize, Errno> {
+pub fn sys_sysinfo<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    info: UserPtr<Sysinfo>,
+) -> Result<usize, Errno> {
     let (total, free) = ctx.platform.memory_stats();
     let s = Sysinfo {
         uptime: (ctx.platform.monotonic_ns() / 1_000_000_000) as i64,
@@ -216,7 +256,11 @@ pub enum RusageWho {
 }
 super::args::enum_arg!(RusageWho { 0 => SelfProcess, -1 => Children, 1 => Thread });
 
-pub fn sys_getrusage<P: Platform>(ctx: &mut Ctx<'_, P>, who: RusageWho, usage: UserPtr<Rusage>) -> Result<usize, Errno> {
+pub fn sys_getrusage<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    who: RusageWho,
+    usage: UserPtr<Rusage>,
+) -> Result<usize, Errno> {
     let r = match who {
         RusageWho::Children => Rusage::default(),
         RusageWho::SelfProcess | RusageWho::Thread => {
@@ -237,6 +281,12 @@ const CLK_TCK: u64 = 100;
 
 pub fn sys_times<P: Platform>(ctx: &mut Ctx<'_, P>, buf: UserPtr<Tms>) -> Result<usize, Errno> {
     let ticks = ctx.platform.monotonic_ns() / (1_000_000_000 / CLK_TCK);
-    ctx.write_opt(buf, &Tms { utime: ticks as i64, ..Default::default() })?;
+    ctx.write_opt(
+        buf,
+        &Tms {
+            utime: ticks as i64,
+            ..Default::default()
+        },
+    )?;
     Ok(ticks as usize)
 }

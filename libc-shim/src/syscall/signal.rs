@@ -60,7 +60,11 @@ impl Default for SignalState {
             actions: [KSigaction::default(); NSIG as usize],
             mask: 0,
             pending: 0,
-            altstack: StackT { sp: 0, flags: SS_DISABLE, size: 0 },
+            altstack: StackT {
+                sp: 0,
+                flags: SS_DISABLE,
+                size: 0,
+            },
         }
     }
 }
@@ -107,7 +111,11 @@ pub fn sys_rt_sigaction<P: Platform>(
     if sigsetsize != SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
-    let new = if act.is_null() { None } else { Some(ctx.read(act)?) };
+    let new = if act.is_null() {
+        None
+    } else {
+        Some(ctx.read(act)?)
+    };
     if new.is_some() && (sig.0 == SIGKILL || sig.0 == SIGSTOP) {
         return Err(Errno::EINVAL);
     }
@@ -188,8 +196,16 @@ const SS_AUTODISARM: i32 = 1 << 31;
 /// Linux's MINSIGSTKSZ on x86_64.
 const MINSIGSTKSZ: u64 = 2048;
 
-pub fn sys_sigaltstack<P: Platform>(ctx: &mut Ctx<'_, P>, ss: UserPtr<StackT>, old: UserPtr<StackT>) -> Result<usize, Errno> {
-    let new = if ss.is_null() { None } else { Some(ctx.read(ss)?) };
+pub fn sys_sigaltstack<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    ss: UserPtr<StackT>,
+    old: UserPtr<StackT>,
+) -> Result<usize, Errno> {
+    let new = if ss.is_null() {
+        None
+    } else {
+        Some(ctx.read(ss)?)
+    };
     if let Some(n) = new {
         let mode = n.flags & !SS_AUTODISARM;
         if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
@@ -202,7 +218,11 @@ pub fn sys_sigaltstack<P: Platform>(ctx: &mut Ctx<'_, P>, ss: UserPtr<StackT>, o
     ctx.write_opt(old, &ctx.process.signals.altstack)?;
     if let Some(mut n) = new {
         if n.flags & !SS_AUTODISARM == SS_DISABLE {
-            n = StackT { sp: 0, flags: SS_DISABLE, size: 0 };
+            n = StackT {
+                sp: 0,
+                flags: SS_DISABLE,
+                size: 0,
+            };
         } else {
             // SS_ONSTACK on input means "enable", like 0.
             n.flags &= SS_AUTODISARM;
@@ -222,25 +242,38 @@ fn deliver<P: Platform>(ctx: &mut Ctx<'_, P>, sig: u8) -> Result<Reply, Errno> {
         signals.pending |= bit(sig);
         return Ok(Reply::Value(0));
     }
-    let handler = if sig == SIGKILL { SIG_DFL } else { signals.action(sig).handler };
+    let handler = if sig == SIGKILL {
+        SIG_DFL
+    } else {
+        signals.action(sig).handler
+    };
     match handler {
         SIG_IGN => Ok(Reply::Value(0)),
         SIG_DFL => match default_action(sig) {
             DefaultAction::Terminate => Ok(Reply::killed_by(sig)),
             DefaultAction::Ignore => Ok(Reply::Value(0)),
             DefaultAction::Stop => {
-                ctx.warn_once("signal_stop", format_args!("stop signals are ignored: there is no job control"));
+                ctx.warn_once(
+                    "signal_stop",
+                    format_args!("stop signals are ignored: there is no job control"),
+                );
                 Ok(Reply::Value(0))
             }
         },
         _ => {
-            log::warn!("signal {sig}: signal delivery to handlers is not implemented yet: returning ENOSYS");
+            log::warn!(
+                "signal {sig}: signal delivery to handlers is not implemented yet: returning ENOSYS"
+            );
             Err(Errno::ENOSYS)
         }
     }
 }
 
-pub fn sys_kill<P: Platform>(ctx: &mut Ctx<'_, P>, pid: i32, sig: KillSignal) -> Result<Reply, Errno> {
+pub fn sys_kill<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    pid: i32,
+    sig: KillSignal,
+) -> Result<Reply, Errno> {
     // pid 0 and -1 name our process group, which is just us; -1 (all others) names no one.
     if is_self(pid) || pid == -Process::PID {
         deliver(ctx, sig.0)
@@ -249,7 +282,11 @@ pub fn sys_kill<P: Platform>(ctx: &mut Ctx<'_, P>, pid: i32, sig: KillSignal) ->
     }
 }
 
-pub fn sys_tkill<P: Platform>(ctx: &mut Ctx<'_, P>, tid: i32, sig: KillSignal) -> Result<Reply, Errno> {
+pub fn sys_tkill<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    tid: i32,
+    sig: KillSignal,
+) -> Result<Reply, Errno> {
     if tid <= 0 {
         return Err(Errno::EINVAL);
     }
@@ -259,7 +296,12 @@ pub fn sys_tkill<P: Platform>(ctx: &mut Ctx<'_, P>, tid: i32, sig: KillSignal) -
     deliver(ctx, sig.0)
 }
 
-pub fn sys_tgkill<P: Platform>(ctx: &mut Ctx<'_, P>, tgid: i32, tid: i32, sig: KillSignal) -> Result<Reply, Errno> {
+pub fn sys_tgkill<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    tgid: i32,
+    tid: i32,
+    sig: KillSignal,
+) -> Result<Reply, Errno> {
     if tgid <= 0 || tid <= 0 {
         return Err(Errno::EINVAL);
     }

@@ -452,7 +452,10 @@ pub const MAX_NR: u64 = 462;
 
 /// The table row for `nr`, if `nr` is an assigned x86_64 syscall.
 pub fn info(nr: u64) -> Option<&'static SyscallInfo> {
-    TABLE.binary_search_by_key(&nr, |i| i.nr).ok().map(|i| &TABLE[i])
+    TABLE
+        .binary_search_by_key(&nr, |i| i.nr)
+        .ok()
+        .map(|i| &TABLE[i])
 }
 
 #[cfg(test)]
@@ -478,11 +481,26 @@ mod tests {
     #[test]
     fn spot_check_numbers() {
         let expect = [
-            (0, "read"), (39, "getpid"), (60, "exit"), (63, "uname"), (158, "arch_prctl"), (186, "gettid"),
-            (200, "tkill"), (202, "futex"), (218, "set_tid_address"), (228, "clock_gettime"),
-            (231, "exit_group"), (234, "tgkill"), (257, "openat"), (262, "newfstatat"),
-            (273, "set_robust_list"), (302, "prlimit64"), (318, "getrandom"), (334, "rseq"),
-            (435, "clone3"), (462, "mseal"),
+            (0, "read"),
+            (39, "getpid"),
+            (60, "exit"),
+            (63, "uname"),
+            (158, "arch_prctl"),
+            (186, "gettid"),
+            (200, "tkill"),
+            (202, "futex"),
+            (218, "set_tid_address"),
+            (228, "clock_gettime"),
+            (231, "exit_group"),
+            (234, "tgkill"),
+            (257, "openat"),
+            (262, "newfstatat"),
+            (273, "set_robust_list"),
+            (302, "prlimit64"),
+            (318, "getrandom"),
+            (334, "rseq"),
+            (435, "clone3"),
+            (462, "mseal"),
         ];
         for (nr, name) in expect {
             assert_eq!(info(nr).map(|i| i.name), Some(name), "nr {nr}");

@@ -36,12 +36,20 @@ impl ClockId {
     }
 }
 
-pub fn sys_clock_gettime<P: Platform>(ctx: &mut Ctx<'_, P>, clock: ClockId, tp: UserPtr<Timespec>) -> Result<usize, Errno> {
+pub fn sys_clock_gettime<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    clock: ClockId,
+    tp: UserPtr<Timespec>,
+) -> Result<usize, Errno> {
     ctx.write(tp, &Timespec::from_ns(clock.now_ns(ctx.platform)))?;
     Ok(0)
 }
 
-pub fn sys_clock_getres<P: Platform>(ctx: &mut Ctx<'_, P>, clock: ClockId, res: UserPtr<Timespec>) -> Result<usize, Errno> {
+pub fn sys_clock_getres<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    clock: ClockId,
+    res: UserPtr<Timespec>,
+) -> Result<usize, Errno> {
     let ns = match clock {
         ClockId::RealtimeCoarse | ClockId::MonotonicCoarse => COARSE_RES_NS,
         _ => ctx.platform.clock_resolution_ns().max(1),
@@ -50,7 +58,11 @@ pub fn sys_clock_getres<P: Platform>(ctx: &mut Ctx<'_, P>, clock: ClockId, res: 
     Ok(0)
 }
 
-pub fn sys_gettimeofday<P: Platform>(ctx: &mut Ctx<'_, P>, tv: UserPtr<Timeval>, tz: UserPtr<Timezone>) -> Result<usize, Errno> {
+pub fn sys_gettimeofday<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    tv: UserPtr<Timeval>,
+    tz: UserPtr<Timezone>,
+) -> Result<usize, Errno> {
     ctx.write_opt(tv, &Timeval::from_ns(ctx.platform.realtime_ns()))?;
     ctx.write_opt(tz, &Timezone)?;
     Ok(0)
@@ -66,7 +78,11 @@ fn read_timespec<P: Platform>(ctx: &Ctx<'_, P>, ptr: UserPtr<Timespec>) -> Resul
     ctx.read(ptr)?.to_ns().ok_or(Errno::EINVAL)
 }
 
-pub fn sys_nanosleep<P: Platform>(ctx: &mut Ctx<'_, P>, req: UserPtr<Timespec>, _rem: UserPtr<Timespec>) -> Result<usize, Errno> {
+pub fn sys_nanosleep<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: UserPtr<Timespec>,
+    _rem: UserPtr<Timespec>,
+) -> Result<usize, Errno> {
     let ns = read_timespec(ctx, req)?;
     let now = ctx.platform.monotonic_ns();
     ctx.platform.sleep_until_ns(now.saturating_add(ns));
@@ -90,7 +106,10 @@ pub fn sys_clock_nanosleep<P: Platform>(
     req: UserPtr<Timespec>,
     _rem: UserPtr<Timespec>,
 ) -> Result<usize, Errno> {
-    if !matches!(clock, ClockId::Realtime | ClockId::Monotonic | ClockId::Boottime) {
+    if !matches!(
+        clock,
+        ClockId::Realtime | ClockId::Monotonic | ClockId::Boottime
+    ) {
         return Err(Errno::EINVAL);
     }
     let ns = read_timespec(ctx, req)?;

@@ -28,7 +28,10 @@ impl<P: Platform> Ctx<'_, P> {
         if addr == 0 || end > USER_END {
             return Err(Errno::EFAULT);
         }
-        self.process.mm.check_access(addr, len, access).map_err(|_| Errno::EFAULT)
+        self.process
+            .mm
+            .check_access(addr, len, access)
+            .map_err(|_| Errno::EFAULT)
     }
 
     /// Copies app memory at `addr` into `buf` (the app must be able to read it).
@@ -65,7 +68,11 @@ impl<P: Platform> Ctx<'_, P> {
 
     /// Writes one `T` unless `ptr` is NULL (the many "optional out-parameter" arguments).
     pub fn write_opt<T: ToUser>(&self, ptr: UserPtr<T>, value: &T) -> Result<(), Errno> {
-        if ptr.is_null() { Ok(()) } else { self.write(ptr, value) }
+        if ptr.is_null() {
+            Ok(())
+        } else {
+            self.write(ptr, value)
+        }
     }
 
     /// Reads `count` consecutive `T`s.
