@@ -274,8 +274,9 @@ pub fn sys_kill<P: Platform>(
     pid: i32,
     sig: KillSignal,
 ) -> Result<Reply, Errno> {
-    // pid 0 and -1 name our process group, which is just us; -1 (all others) names no one.
-    if is_self(pid) || pid == -Process::PID {
+    // pid 0 is our process group, which is just us. -1 would be process group 1 but means
+    // "every process except init and the caller", which is no one here.
+    if is_self(pid) {
         deliver(ctx, sig.0)
     } else {
         Err(Errno::ESRCH)

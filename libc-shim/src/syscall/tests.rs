@@ -1049,6 +1049,11 @@ fn kill_checks_targets_and_ignored_signals() {
     assert_eq!(t.call(nr::KILL, &[1, 17]), 0, "SIGCHLD ignored by default");
     assert_eq!(t.call(nr::KILL, &[1, 28]), 0, "SIGWINCH");
     assert_eq!(t.call(nr::KILL, &[2, 15]), err(Errno::ESRCH));
+    assert_eq!(
+        t.call(nr::KILL, &[NEG1, 15]),
+        err(Errno::ESRCH),
+        "kill(-1): no other processes"
+    );
     assert_eq!(t.call(nr::KILL, &[1, 65]), err(Errno::EINVAL));
     assert_eq!(t.call(nr::TKILL, &[0, 6]), err(Errno::EINVAL));
     assert_eq!(t.call(nr::TKILL, &[2, 6]), err(Errno::ESRCH));
