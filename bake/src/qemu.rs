@@ -200,11 +200,12 @@ pub fn qemu_args(config: &VmConfig) -> Vec<OsString> {
 
 /// A Unix socket QEMU connects to, served by a thread.
 struct Channel<T> {
-    connected: Arc<AtomicBool>,
-    done: mpsc::Receiver<T>,
+    /// Set when QEMU has exited: accept what connected, or give up.
+    qemu_gone: Arc<AtomicBool>,
+    done: mpsc::Receiver<Option<T>>,
 }
 
-impl<T: Default + Send + 'static> Channel<T> {
+impl<T: Send + 'static> Channel<T> {
     /// Listens on `path` (before QEMU starts, so that QEMU can connect) and hands the
     /// connection to `serve` on a thread of its own.
     fn listen(
@@ -213,26 +214,44 @@ impl<T: Default + Send + 'static> Channel<T> {
     ) -> anyhow::Result<Channel<T>> {
         let listener =
             UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
-        let connected = Arc::new(AtomicBool::new(false));
+        // Polled, so that the thread can tell "QEMU never connected" from "QEMU connected
+        // and exited before the thread got to accept()".
+        listener
+            .set_nonblocking(true)
+            .context("making the socket non-blocking")?;
+        let qemu_gone = Arc::new(AtomicBool::new(false));
         let (tx, done) = mpsc::channel();
-        let flag = Arc::clone(&connected);
+        let gone = Arc::clone(&qemu_gone);
         std::thread::spawn(move || {
-            if let Ok((stream, _)) = listener.accept() {
-                flag.store(true, Ordering::SeqCst);
-                let _ = tx.send(serve(stream));
-            }
+            let result = loop {
+                // Read the flag first: a connection made before QEMU exited is in the
+                // backlog by the time the flag is set.
+                let last_try = gone.load(Ordering::SeqCst);
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nonblocking(false);
+                        break Some(serve(stream));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && !last_try => {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(_) => break None,
+                }
+            };
+            let _ = tx.send(result);
         });
-        Ok(Channel { connected, done })
+        Ok(Channel { qemu_gone, done })
     }
 
-    /// After QEMU has exited: the channel's result. Once QEMU is gone the socket reaches
-    /// end-of-file and the thread finishes; if QEMU never connected, nothing will come.
+    /// After QEMU has exited: what the channel's thread made of the connection, or `None` if
+    /// QEMU never connected. Once QEMU is gone the socket reaches end-of-file, so the thread
+    /// finishes.
     fn finish(self) -> Option<T> {
-        if self.connected.load(Ordering::SeqCst) {
-            self.done.recv_timeout(Duration::from_secs(5)).ok()
-        } else {
-            None
-        }
+        self.qemu_gone.store(true, Ordering::SeqCst);
+        self.done
+            .recv_timeout(Duration::from_secs(10))
+            .ok()
+            .flatten()
     }
 }
 
@@ -334,18 +353,46 @@ fn read_log(stream: UnixStream) -> Reported {
 }
 
 /// Copies the second serial port (the app's stderr and Kiln's reports) to bake's stderr.
+///
+/// The UART sends byte by byte, so the relay writes whole lines, keeping them apart from the
+/// log lines that another thread writes to the same stderr; a partial line (a prompt) goes
+/// out once the port has been quiet for a moment.
 fn relay_stderr(mut stream: UnixStream) {
+    const QUIET: Duration = Duration::from_millis(30);
+    let _ = stream.set_read_timeout(Some(QUIET));
+    let mut pending = Vec::new();
     let mut buf = [0u8; 4096];
+    let flush = |bytes: &[u8]| {
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(bytes);
+        let _ = stderr.flush();
+    };
     loop {
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(n) => {
-                let mut stderr = std::io::stderr().lock();
-                let _ = stderr.write_all(&buf[..n]);
-                let _ = stderr.flush();
+                pending.extend_from_slice(&buf[..n]);
+                if let Some(last_newline) = pending.iter().rposition(|&b| b == b'\n') {
+                    flush(&pending[..=last_newline]);
+                    pending.drain(..=last_newline);
+                }
             }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if !pending.is_empty() {
+                    flush(&pending);
+                    pending.clear();
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
         }
     }
+    flush(&pending);
 }
 
 #[cfg(test)]
