@@ -32,12 +32,15 @@ pub fn parse_env(s: &str) -> Result<EnvVar, String> {
     match s.split_once('=') {
         Some((key, _)) if !key.is_empty() => {
             if s.contains('\0') {
-                return Err("contains a NUL byte".into());
+                return Err(format!(
+                    "-e '{}' contains a NUL byte: remove it",
+                    s.escape_debug()
+                ));
             }
             Ok(EnvVar(s.to_string()))
         }
-        Some(_) => Err(format!("'{s}' has an empty name: write -e NAME=VALUE")),
-        None => Err(format!("'{s}' has no '=': write -e {s}=VALUE")),
+        Some(_) => Err(format!("-e '{s}' has an empty name: write -e NAME=VALUE")),
+        None => Err(format!("-e '{s}' has no '=': write -e {s}=VALUE")),
     }
 }
 
@@ -45,7 +48,7 @@ pub fn parse_env(s: &str) -> Result<EnvVar, String> {
 /// of MiB as QEMU takes it. Returns MiB.
 pub fn parse_mem(s: &str) -> Result<u64, String> {
     const MIN_MIB: u64 = 16;
-    let bad = || format!("'{s}' is not a memory size: write a size such as 128M or 1G");
+    let bad = || format!("--mem '{s}' is not a memory size: write a size such as 128M or 1G");
     let t = s.trim();
     let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((at, _)) => t.split_at(at),
@@ -56,7 +59,7 @@ pub fn parse_mem(s: &str) -> Result<u64, String> {
         "K" if n.is_multiple_of(1024) => n / 1024,
         "K" => {
             return Err(format!(
-                "'{s}' is not a whole number of MiB: round it to a multiple of 1024K"
+                "--mem '{s}' is not a whole number of MiB: round it to a multiple of 1024K"
             ));
         }
         "M" => n,
@@ -70,6 +73,16 @@ pub fn parse_mem(s: &str) -> Result<u64, String> {
         ));
     }
     Ok(mib)
+}
+
+/// clap value parser for `--timeout`: whole seconds, at least 1.
+pub fn parse_timeout(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(secs) if secs > 0 => Ok(secs),
+        _ => Err(format!(
+            "--timeout '{s}' is not a whole number of seconds: write e.g. --timeout 10"
+        )),
+    }
 }
 
 /// Merges `-e` settings into an environment: a setting replaces an existing one of the same
@@ -282,6 +295,14 @@ mod tests {
         assert!(parse_mem("1000K").is_err());
         assert!(parse_mem("8M").unwrap_err().contains("at least"));
         assert!(parse_mem("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn timeout_parsing() {
+        assert_eq!(parse_timeout("10"), Ok(10));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("1.5").is_err());
+        assert!(parse_timeout("-1").is_err());
     }
 
     #[test]

@@ -113,7 +113,7 @@ struct RunArgs {
     #[arg(long, value_enum, default_value_t = Machine::Microvm)]
     machine: Machine,
     /// Kill the VM after this many seconds (exit status 124)
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = baking::parse_timeout)]
     timeout: Option<u64>,
     /// Show the kernel's log: -v info, -vv debug (and bake's own decisions)
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -215,7 +215,7 @@ fn main() {
 
 /// Reports a command-line error; returns the exit status.
 fn usage_error(e: clap::Error) -> i32 {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
@@ -228,13 +228,9 @@ fn usage_error(e: clap::Error) -> i32 {
             };
         }
         ErrorKind::ValueValidation => {
-            // Our value parsers' messages say problem and fix: show them on one line.
-            let arg = match e.get(ContextKind::InvalidArg) {
-                Some(ContextValue::String(arg)) => arg.split(' ').next().unwrap_or(arg).to_string(),
-                _ => "argument".into(),
-            };
+            // Our value parsers' messages name the option, the problem and the fix.
             if let Some(source) = std::error::Error::source(&e) {
-                eprintln!("bake: error: bad {arg} {source}");
+                eprintln!("bake: error: {source}");
                 return exit_codes::KILN_FAILED.into();
             }
         }
