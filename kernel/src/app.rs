@@ -205,7 +205,11 @@ pub fn syscall(nr: u64, args: [u64; 6]) -> i64 {
         SyscallOutcome::Return(value) => value,
         SyscallOutcome::Exit { status, signal } => {
             if let Some(sig) = signal {
-                log::info!("app terminated by {} ({sig})", crate::fault::signal_name(sig));
+                let name = crate::fault::signal_name(sig);
+                let _ = core::fmt::Write::write_fmt(
+                    &mut crate::fault::Console,
+                    format_args!("kiln: the app was terminated by {name} ({sig}); exit status {status}\n"),
+                );
             } else {
                 log::info!("app exited with status {status}");
             }
