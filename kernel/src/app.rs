@@ -74,11 +74,11 @@ impl KernelPlatform {
 
 impl Platform for KernelPlatform {
     fn console_write(&self, bytes: &[u8]) {
-        serial::write(bytes, is_tty());
+        serial::write(bytes);
     }
 
     fn console_write_err(&self, bytes: &[u8]) {
-        serial::write_err(bytes, is_tty());
+        serial::write_err(bytes);
     }
 
     fn console_read(&self, buf: &mut [u8]) -> usize {

@@ -54,7 +54,7 @@ pub struct Console;
 
 impl Write for Console {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        crate::drivers::serial::write_err(s.as_bytes(), crate::app::is_tty());
+        crate::drivers::serial::write_err(s.as_bytes());
         Ok(())
     }
 }

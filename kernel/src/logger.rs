@@ -18,7 +18,7 @@ struct SerialWriter;
 
 impl Write for SerialWriter {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        serial::write_err(s.as_bytes(), false);
+        serial::write_err(s.as_bytes());
         Ok(())
     }
 }

@@ -49,25 +49,22 @@ fn put(base: u16, byte: u8) {
     outb(base, byte);
 }
 
-fn write_port(base: u16, bytes: &[u8], crlf: bool) {
+/// Bytes go out as they are: the host side (QEMU's stdio chardev) owns terminal translation.
+fn write_port(base: u16, bytes: &[u8]) {
     for &b in bytes {
-        if crlf && b == b'\n' {
-            put(base, b'\r');
-        }
         put(base, b);
     }
 }
 
-/// Writes the app's stdout as it is; with `crlf`, `\n` becomes `\r\n` (an interactive terminal
-/// in raw mode needs that).
-pub fn write(bytes: &[u8], crlf: bool) {
-    write_port(COM1, bytes, crlf);
+/// Writes the app's stdout.
+pub fn write(bytes: &[u8]) {
+    write_port(COM1, bytes);
 }
 
 /// Writes the app's stderr and Kiln's own reports.
-pub fn write_err(bytes: &[u8], crlf: bool) {
+pub fn write_err(bytes: &[u8]) {
     let port = if HAVE_COM2.load(Ordering::Relaxed) { COM2 } else { COM1 };
-    write_port(port, bytes, crlf);
+    write_port(port, bytes);
 }
 
 /// A received byte, if one is waiting.
