@@ -107,26 +107,33 @@ if [ "${BENCH_INSN:-0}" = 1 ]; then
     count() {  # image -> "insns: N"
         local lf=$out/count.log
         rm -f "$lf"
-        qemu-system-x86_64 -M microvm,rtc=on -kernel "$1" -display none -serial stdio \
+        qemu-system-x86_64 -M microvm,rtc=on -kernel "$1" -append kiln.log=warn -display none -serial stdio \
             -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -m 128M \
             -accel tcg -icount shift=0,sleep=off -plugin "$plugin,inline=on" \
             -d plugin -D "$lf" >/dev/null 2>&1 </dev/null || true
         sed -n 's/^insns: //p' "$lf"
     }
-    "$BAKE" build "$out/getpid_loop" -o "$out/getpid_1k.img" -- 1000
-    "$BAKE" build "$out/getpid_loop" -o "$out/getpid_11k.img" -- 11000
+    # Per syscall: the difference between 1000 and 11000 iterations of one loop, over 10000.
+    per_call() {  # getpid|clock
+        local a b
+        "$BAKE" build "$out/getpid_loop" -o "$out/$1-1k.img" -- 1000 "$1" >&2
+        "$BAKE" build "$out/getpid_loop" -o "$out/$1-11k.img" -- 11000 "$1" >&2
+        a=$(count "$out/$1-1k.img")
+        b=$(count "$out/$1-11k.img")
+        awk -v a="$a" -v b="$b" 'BEGIN{ if (a==""||b=="") print "n/a"; else printf "%.0f", (b-a)/10000 }'
+    }
     i_hello=$(count "$out/hello.img")
-    i_1k=$(count "$out/getpid_1k.img")
-    i_11k=$(count "$out/getpid_11k.img")
-    # getpid_loop runs N getpid calls and N clock_gettime calls: the difference over 10000
-    # extra iterations is one getpid plus one clock_gettime (plus loop overhead).
-    per_iter=$(awk -v a="$i_1k" -v b="$i_11k" 'BEGIN{ if (a==""||b=="") print "n/a"; else printf "%.0f", (b-a)/10000 }')
+    i_getpid=$(per_call getpid)
+    i_clock=$(per_call clock)
     insn_section="| run | guest instructions |
 |---|---|
 | hello, whole run (firmware + kernel + app) | ${i_hello:-n/a} |
-| getpid_loop 1000 | ${i_1k:-n/a} |
-| getpid_loop 11000 | ${i_11k:-n/a} |
-| one getpid + one clock_gettime (difference / 10000) | $per_iter |
+| one \`syscall(SYS_getpid)\` iteration | $i_getpid |
+| one \`clock_gettime(CLOCK_MONOTONIC)\` iteration | $i_clock |
+
+Per-iteration figures: (count for 11000 iterations - count for 1000) / 10000, loop overhead
+included. Under \`-icount shift=0\` every guest nanosecond of busy waiting (e.g. the kernel's
+TSC calibration against the PIT) is one instruction, so the whole-run figure includes such waits.
 
 Plugin: \`$plugin\`, inline mode, \`-icount shift=0,sleep=off\`, QEMU run directly on the image."
 fi
@@ -140,6 +147,8 @@ cat >"$report" <<EOF
 Produced by \`bench/run.sh\` (RUNS=$RUNS N=$N${BENCH_INSN:+ BENCH_INSN=$BENCH_INSN}) on $(date -u +%Y-%m-%d),
 commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown).
 Host: $(nproc) CPUs, ${cpu:-unknown CPU}; $(qemu-system-x86_64 --version | head -n1); TCG.
+Load average when the report was written: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the
+machine inflates the wall-clock figures; (d) is immune to it).
 All guests: tests/c programs built with \`musl-gcc -static -O2\`, default \`--mem\`.
 
 ## (a) Boot time, QEMU start to exit: hello
