@@ -11,6 +11,8 @@ use crate::platform::{PAGE_SIZE, Platform, Prot};
 pub struct FakePlatform {
     pub pages: RefCell<BTreeMap<u64, (Prot, Vec<u8>)>>,
     pub console: RefCell<Vec<u8>>,
+    /// What the app wrote to fd 2.
+    pub errors: RefCell<Vec<u8>>,
     pub input: RefCell<Vec<u8>>,
     pub terminal: bool,
     pub now_ns: Cell<u64>,
@@ -25,6 +27,7 @@ impl Default for FakePlatform {
         FakePlatform {
             pages: RefCell::new(BTreeMap::new()),
             console: RefCell::new(Vec::new()),
+            errors: RefCell::new(Vec::new()),
             input: RefCell::new(Vec::new()),
             terminal: false,
             now_ns: Cell::new(1_000_000),
@@ -63,6 +66,9 @@ impl FakePlatform {
 impl Platform for FakePlatform {
     fn console_write(&self, bytes: &[u8]) {
         self.console.borrow_mut().extend_from_slice(bytes);
+    }
+    fn console_write_err(&self, bytes: &[u8]) {
+        self.errors.borrow_mut().extend_from_slice(bytes);
     }
     fn console_read(&self, buf: &mut [u8]) -> usize {
         let mut input = self.input.borrow_mut();

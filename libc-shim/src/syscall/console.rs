@@ -56,8 +56,8 @@ fn read_into<P: Platform>(ctx: &Ctx<'_, P>, addr: u64, len: usize) -> Result<usi
     Ok(n)
 }
 
-/// Writes `[addr, addr+len)` to the console; returns the count.
-fn write_from<P: Platform>(ctx: &Ctx<'_, P>, addr: u64, len: usize) -> Result<usize, Errno> {
+/// Writes `[addr, addr+len)` to the console (fd 2 to its error channel); returns the count.
+fn write_from<P: Platform>(ctx: &Ctx<'_, P>, fd: Fd, addr: u64, len: usize) -> Result<usize, Errno> {
     let len = len.min(MAX_RW_COUNT);
     ctx.check_user(addr, len as u64, crate::Prot::READ)?;
     let mut buf = vec![0u8; len.min(CHUNK)];
@@ -65,7 +65,11 @@ fn write_from<P: Platform>(ctx: &Ctx<'_, P>, addr: u64, len: usize) -> Result<us
     while done < len {
         let n = (len - done).min(CHUNK);
         ctx.read_bytes(addr + done as u64, &mut buf[..n])?;
-        ctx.platform.console_write(&buf[..n]);
+        if fd == Fd::STDERR {
+            ctx.platform.console_write_err(&buf[..n]);
+        } else {
+            ctx.platform.console_write(&buf[..n]);
+        }
         done += n;
     }
     Ok(len)
@@ -88,7 +92,7 @@ pub fn sys_write<P: Platform>(
     len: usize,
 ) -> Result<usize, Errno> {
     check_writable(ctx, fd)?;
-    write_from(ctx, buf.addr(), len)
+    write_from(ctx, fd, buf.addr(), len)
 }
 
 /// Reads and validates an iovec array: `EINVAL` for a bad count or a total over `ssize_t`.
@@ -143,7 +147,7 @@ pub fn sys_writev<P: Platform>(
     check_writable(ctx, fd)?;
     let mut total = 0usize;
     for v in iovecs(ctx, iov, count)? {
-        match write_from(ctx, v.base, v.len as usize) {
+        match write_from(ctx, fd, v.base, v.len as usize) {
             Ok(n) => total += n,
             Err(e) if total == 0 => return Err(e),
             Err(_) => break,

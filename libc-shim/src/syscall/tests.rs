@@ -290,7 +290,8 @@ fn write_and_writev_reach_the_console() {
     }
     t.put(SCRATCH + 0x100, &iov);
     assert_eq!(t.call(nr::WRITEV, &[1, SCRATCH + 0x100, 2]), 11);
-    assert_eq!(t.fake.console_string(), "hello, world\nhellohelloworld\n");
+    assert_eq!(t.fake.console_string(), "hello, world\nhelloworld\n");
+    assert_eq!(t.fake.errors.borrow().as_slice(), b"hello", "fd 2 goes to the error channel");
     assert_eq!(t.call(nr::WRITE, &[1, 0, 0]), 0);
 }
 
