@@ -43,6 +43,8 @@ per_flavour!(malloc_stress, |f| kiln(cases::MALLOC, f));
 per_flavour!(float_printf, |f| kiln(cases::FLOAT, f));
 per_flavour!(clocks_sleep, |f| kiln(cases::CLOCKS, f));
 per_flavour!(tls, |f| kiln(cases::TLS, f));
+per_flavour!(mmap_probe, |f| kiln(cases::MMAP, f));
+per_flavour!(efault, |f| kiln(cases::EFAULT, f));
 
 // One flavour is enough for these: they exercise the kernel, not the libc's startup.
 mod musl_static {
@@ -75,6 +77,13 @@ mod musl_static {
 per_flavour!(null_deref, |f| kiln(cases::NULL_DEREF, f));
 per_flavour!(write_text, |f| kiln(cases::WRITE_TEXT, f));
 per_flavour!(abort, |f| kiln(cases::ABORT, f));
+mod mmap_fault {
+    use super::*;
+    #[test]
+    fn musl_static() {
+        kiln(cases::MMAP_FAULT, Flavour::MuslStatic);
+    }
+}
 mod div_zero {
     use super::*;
     #[test]
