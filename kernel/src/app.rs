@@ -218,6 +218,12 @@ pub fn syscall(nr: u64, args: [u64; 6]) -> i64 {
     }
 }
 
+/// Commits the page at `addr` if the app's first touch of a lazy mapping faulted there.
+pub fn fault_in(addr: u64, access: Prot) -> bool {
+    let Some(guard) = APP.try_lock() else { return false };
+    guard.as_ref().is_some_and(|app| app.process.mm.fault_in(&KernelPlatform, addr, access))
+}
+
 /// `<symbol+0xoff>` for an app address, when the program has a symbol table.
 pub fn symbolize(addr: u64) -> String {
     let Some(guard) = APP.try_lock() else { return String::new() };

@@ -75,6 +75,21 @@ pub fn exception(frame: &mut TrapFrame) {
             fault_addr.map(|a| alloc::format!(", address {a:#x}")).unwrap_or_default()
         );
     }
+    if let Some(addr) = fault_addr {
+        // Not present: maybe a page of a lazily committed mapping (the stack) touched first.
+        if frame.error_code & 1 == 0 && addr < USER_END {
+            let access = if frame.error_code & 0x10 != 0 {
+                libc_shim::Prot::EXEC
+            } else if frame.error_code & 2 != 0 {
+                libc_shim::Prot::WRITE
+            } else {
+                libc_shim::Prot::READ
+            };
+            if crate::app::fault_in(addr, access) {
+                return;
+            }
+        }
+    }
     let (sig, what) = signal_for(frame.vector);
     let mut out = Console;
     let _ = writeln!(out, "kiln: the app crashed: {} ({})", signal_name(sig), what);

@@ -129,7 +129,8 @@ pub fn load<P: Platform>(
     if info.stack_exec {
         stack_prot |= Prot::EXEC;
     }
-    mm.map_fixed(
+    // The stack costs only the pages the program touches: committed on first touch.
+    mm.reserve(
         platform,
         stack_bottom,
         layout::STACK_SIZE,
@@ -149,6 +150,7 @@ pub fn load<P: Platform>(
     if size > layout::STACK_SIZE / 4 * 3 {
         return Err(LoadError::ArgumentsTooLarge { size });
     }
+    mm.populate(platform, initial.base, size)?;
     platform.write_app(initial.base, &initial.bytes)?;
 
     Ok(LoadedProgram {
@@ -385,7 +387,7 @@ mod tests {
     fn out_of_memory_names_the_fix() {
         let bytes = test_elf::tiny_exec(0x40_3000);
         let fake = FakePlatform::default();
-        fake.frames_left.set(10);
+        fake.frames_left.set(1);
         let mut mm = Mm::new();
         let e = load(
             &fake,

@@ -7,7 +7,8 @@
 //! every change, and keeps its records equal to the page tables even when the platform fails.
 //! Addresses taken here are app addresses; nothing in this module touches app memory.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
+use core::cell::RefCell;
 
 use crate::errno::Errno;
 use crate::platform::{PAGE_SIZE, Platform, Prot};
@@ -46,6 +47,8 @@ struct Vma {
     end: u64,
     prot: Prot,
     kind: VmaKind,
+    /// Pages are committed on first touch ([`Mm::reserve`]) rather than at map time.
+    lazy: bool,
 }
 
 /// Tracks the app's mappings. One per process.
@@ -58,6 +61,9 @@ pub struct Mm {
     /// The current break as the app set it (not rounded); heap pages cover
     /// `[brk_base, page_up(brk))`.
     brk: u64,
+    /// Pages of lazy records that are backed by a frame. A `RefCell` so that syscall copies,
+    /// which hold the process immutably, can commit pages on the way.
+    committed: RefCell<BTreeSet<u64>>,
 }
 
 fn page_up(x: u64) -> Option<u64> {
@@ -99,6 +105,7 @@ impl Mm {
             vmas: BTreeMap::new(),
             brk_base: 0,
             brk: 0,
+            committed: RefCell::new(BTreeSet::new()),
         }
     }
 
@@ -119,8 +126,73 @@ impl Mm {
             platform.unmap(addr, end - addr);
             return Err(e);
         }
-        self.vmas.insert(addr, Vma { end, prot, kind });
+        self.vmas.insert(addr, Vma { end, prot, kind, lazy: false });
         self.merge_around(addr, end);
+        Ok(())
+    }
+
+    /// Records `[addr, addr+len)` (page-aligned) without backing it, replacing whatever was
+    /// there: each page gets a zeroed frame on first touch ([`Mm::fault_in`], [`Mm::populate`]).
+    /// This is how the stack is mapped, so that its 8 MiB cost only what the app uses.
+    pub fn reserve<P: Platform>(
+        &mut self,
+        platform: &P,
+        addr: u64,
+        len: u64,
+        prot: Prot,
+        kind: VmaKind,
+    ) -> Result<(), Errno> {
+        let end = checked_range(addr, len)?;
+        self.remove_range(addr, end);
+        platform.unmap(addr, end - addr);
+        self.vmas.insert(addr, Vma { end, prot, kind, lazy: true });
+        self.merge_around(addr, end);
+        Ok(())
+    }
+
+    /// Commits the page holding `addr` when it lies in a lazy record whose protection allows
+    /// `access` and is not backed yet. `true` means the faulting access can be retried; `false`
+    /// that the fault is the app's (a real SIGSEGV), or that memory ran out.
+    pub fn fault_in<P: Platform>(&self, platform: &P, addr: u64, access: Prot) -> bool {
+        let page = addr & !(PAGE_SIZE - 1);
+        let Some((_, vma)) = self.vmas.range(..=page).next_back() else {
+            return false;
+        };
+        if !vma.lazy || vma.end <= page || !effective(vma.prot).contains(access) || vma.prot.is_empty() {
+            return false;
+        }
+        if self.committed.borrow().contains(&page) {
+            return false;
+        }
+        if platform.map_zeroed(page, PAGE_SIZE, vma.prot).is_err() {
+            return false;
+        }
+        self.committed.borrow_mut().insert(page);
+        true
+    }
+
+    /// Backs every not-yet-committed page of lazy records in `[addr, addr+len)`, so that the
+    /// platform can copy there (syscall arguments, the initial stack). `ENOMEM` when out of
+    /// frames.
+    pub fn populate<P: Platform>(&self, platform: &P, addr: u64, len: u64) -> Result<(), Errno> {
+        if len == 0 {
+            return Ok(());
+        }
+        let start = addr & !(PAGE_SIZE - 1);
+        let end = page_up(addr.saturating_add(len)).unwrap_or(USER_END);
+        for (&vstart, vma) in self.vmas.range(..end) {
+            if !vma.lazy || vma.end <= start {
+                continue;
+            }
+            let mut page = vstart.max(start);
+            while page < vma.end.min(end) {
+                if !self.committed.borrow().contains(&page) {
+                    platform.map_zeroed(page, PAGE_SIZE, vma.prot)?;
+                    self.committed.borrow_mut().insert(page);
+                }
+                page += PAGE_SIZE;
+            }
+        }
         Ok(())
     }
 
@@ -230,6 +302,7 @@ impl Mm {
             end: vma.end,
             prot: vma.prot,
             kind: vma.kind.clone(),
+            lazy: vma.lazy,
         };
         vma.end = addr;
         self.vmas.insert(addr, upper);
@@ -242,6 +315,11 @@ impl Mm {
         let inside: alloc::vec::Vec<u64> = self.vmas.range(start..end).map(|(&s, _)| s).collect();
         for s in inside {
             self.vmas.remove(&s);
+        }
+        let mut committed = self.committed.borrow_mut();
+        let gone: alloc::vec::Vec<u64> = committed.range(start..end).copied().collect();
+        for page in gone {
+            committed.remove(&page);
         }
     }
 
@@ -259,7 +337,7 @@ impl Mm {
         let mut current = first_key;
         for &next in &keys[1..] {
             let (a, b) = (&self.vmas[&current], &self.vmas[&next]);
-            if a.end == next && a.prot == b.prot && a.kind == b.kind {
+            if a.end == next && a.prot == b.prot && a.kind == b.kind && a.lazy == b.lazy {
                 let merged_end = b.end;
                 self.vmas.remove(&next);
                 self.vmas.get_mut(&current).expect("merge base").end = merged_end;
@@ -634,6 +712,7 @@ mod tests {
                 end: MMAP_TOP,
                 prot: RW,
                 kind: VmaKind::Anonymous,
+                lazy: false,
             },
         );
         assert_eq!(
@@ -767,5 +846,51 @@ mod tests {
         assert_eq!(mm.brk(&fake, base), base);
         assert_eq!(list(&mm).len(), 1);
         assert_in_sync(&mm, &fake);
+    }
+
+    #[test]
+    fn reserved_pages_are_committed_on_first_touch_only() {
+        let fake = FakePlatform::default();
+        let mut mm = Mm::new();
+        let base = 0x7000_0000;
+        mm.reserve(&fake, base, 16 * P, RW, VmaKind::Stack).unwrap();
+        assert!(fake.pages.borrow().is_empty(), "reserving spends no frames");
+        assert!(mm.check_access(base, 16 * P, RW).is_ok(), "the range is the app's to use");
+        // A fault inside commits exactly that page, once.
+        assert!(mm.fault_in(&fake, base + 3 * P + 17, Prot::WRITE));
+        assert_eq!(fake.prot_of(base + 3 * P), Some(RW));
+        assert_eq!(fake.pages.borrow().len(), 1);
+        assert!(!mm.fault_in(&fake, base + 3 * P, Prot::WRITE), "an already backed page is a real fault");
+        // Outside any record, or an access the protection forbids: the app's fault.
+        assert!(!mm.fault_in(&fake, base + 16 * P, Prot::READ));
+        mm.protect(&fake, base + 8 * P, P, Prot::READ).unwrap();
+        assert!(!mm.fault_in(&fake, base + 8 * P, Prot::WRITE));
+        assert!(mm.fault_in(&fake, base + 8 * P, Prot::READ));
+        assert_eq!(fake.prot_of(base + 8 * P), Some(Prot::READ));
+        // populate backs what a syscall is about to copy, keeping committed pages' contents.
+        fake.write_app(base + 3 * P, b"keep").unwrap();
+        mm.populate(&fake, base + 2 * P + 100, 2 * P).unwrap();
+        assert_eq!(fake.pages.borrow().len(), 4);
+        let mut b = [0u8; 4];
+        fake.read_app(base + 3 * P, &mut b).unwrap();
+        assert_eq!(&b, b"keep");
+        // munmap forgets committed pages: a new touch gets a fresh zeroed page.
+        mm.munmap(&fake, base, 16 * P).unwrap();
+        assert!(fake.pages.borrow().is_empty());
+        assert!(!mm.fault_in(&fake, base + 3 * P, Prot::WRITE));
+        mm.reserve(&fake, base, 16 * P, RW, VmaKind::Stack).unwrap();
+        assert!(mm.fault_in(&fake, base + 3 * P, Prot::WRITE));
+        fake.read_app(base + 3 * P, &mut b).unwrap();
+        assert_eq!(b, [0; 4]);
+    }
+
+    #[test]
+    fn populate_reports_out_of_memory() {
+        let fake = FakePlatform::default();
+        let mut mm = Mm::new();
+        mm.reserve(&fake, 0x7000_0000, 8 * P, RW, VmaKind::Stack).unwrap();
+        fake.frames_left.set(2);
+        assert_eq!(mm.populate(&fake, 0x7000_0000, 8 * P), Err(Errno::ENOMEM));
+        assert!(!mm.fault_in(&fake, 0x7000_0000 + 7 * P, Prot::READ), "no frames: the fault stands");
     }
 }

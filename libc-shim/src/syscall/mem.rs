@@ -176,6 +176,7 @@ pub fn sys_madvise<P: Platform>(
         // Zeroing in place keeps each page's protection and gives the app exactly what
         // Linux promises for private anonymous memory: zero-fill on next access.
         let zero = vec![0u8; PAGE_SIZE as usize];
+        ctx.process.mm.populate(ctx.platform, addr, len)?;
         let mut page = addr;
         while page < addr + len {
             ctx.platform.write_app(page, &zero)?;
@@ -247,6 +248,7 @@ pub fn sys_mremap<P: Platform>(
     }
     let new = mm.mmap_anonymous(ctx.platform, Placement::Hint(0), new_len, prot)?;
     let mut buf = vec![0u8; PAGE_SIZE as usize];
+    mm.populate(ctx.platform, old, old_len)?;
     let mut off = 0;
     while off < old_len {
         ctx.platform.read_app(old + off, &mut buf)?;

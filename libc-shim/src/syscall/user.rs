@@ -40,6 +40,7 @@ impl<P: Platform> Ctx<'_, P> {
         if buf.is_empty() {
             return Ok(());
         }
+        self.process.mm.populate(self.platform, addr, buf.len() as u64)?;
         self.platform.read_app(addr, buf)
     }
 
@@ -49,6 +50,7 @@ impl<P: Platform> Ctx<'_, P> {
         if data.is_empty() {
             return Ok(());
         }
+        self.process.mm.populate(self.platform, addr, data.len() as u64)?;
         self.platform.write_app(addr, data)
     }
 
