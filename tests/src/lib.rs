@@ -848,6 +848,14 @@ pub mod cases {
         status: 0,
     };
 
+    pub const STACK_DEEP: Case = Case {
+        prog: "stack_deep",
+        args: &[],
+        env: &[],
+        stdout: Expect::Exact("sum=261120\n"),
+        status: 0,
+    };
+
     /// All of the above, for the native sanity pass.
     pub fn all() -> Vec<Case> {
         let mut v = vec![

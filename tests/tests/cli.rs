@@ -190,7 +190,6 @@ fn run_is_quiet_on_stderr() {
 
 /// The app's fd 1 goes to stdout, its fd 2 to stderr, each exactly.
 #[test]
-#[ignore = "the kernel still writes the app's fd 2 to COM1 (stdout); un-ignore when it uses COM2"]
 fn app_stderr_goes_to_stderr() {
     let prog = program("stderr", Flavour::MuslStatic);
     let got = run_in_kiln(&prog, &[], &RunOpts::default());
