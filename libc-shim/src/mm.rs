@@ -180,8 +180,10 @@ impl Mm {
         }
         let start = addr & !(PAGE_SIZE - 1);
         let end = page_up(addr.saturating_add(len)).unwrap_or(USER_END);
-        for (&vstart, vma) in self.vmas.range(..end) {
-            if !vma.lazy || vma.end <= start {
+        // Records are disjoint and sorted: those reaching past `start` are the last ones
+        // below `end`, so walk backwards and stop at the first that ends before `start`.
+        for (&vstart, vma) in self.vmas.range(..end).rev().take_while(|(_, v)| v.end > start) {
+            if !vma.lazy {
                 continue;
             }
             let mut page = vstart.max(start);

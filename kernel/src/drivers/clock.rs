@@ -6,6 +6,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::arch::x86_64::cpu::{Features, rdtsc};
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
+/// Nanoseconds per tick as a 32.32 fixed-point factor, so that reading the clock is one
+/// multiplication rather than a 128-bit division.
+static NS_PER_TICK_32_32: AtomicU64 = AtomicU64::new(1 << 32);
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 /// Wall-clock nanoseconds at boot (monotonic 0).
 static EPOCH_AT_BOOT_NS: AtomicU64 = AtomicU64::new(0);
@@ -20,6 +23,7 @@ pub fn init(features: &Features) {
         },
     };
     TSC_HZ.store(hz.max(1), Ordering::Relaxed);
+    NS_PER_TICK_32_32.store(((1_000_000_000u128 << 32) / u128::from(hz.max(1))) as u64, Ordering::Relaxed);
     let wall = crate::drivers::rtc::read_unix_seconds().unwrap_or(0);
     EPOCH_AT_BOOT_NS.store(wall * 1_000_000_000, Ordering::Relaxed);
     log::info!("clock: tsc {} kHz ({}), rtc {}", hz / 1000, source, wall);
@@ -27,8 +31,7 @@ pub fn init(features: &Features) {
 
 pub fn monotonic_ns() -> u64 {
     let ticks = rdtsc().wrapping_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
-    let hz = TSC_HZ.load(Ordering::Relaxed);
-    (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64
+    ((u128::from(ticks) * u128::from(NS_PER_TICK_32_32.load(Ordering::Relaxed))) >> 32) as u64
 }
 
 pub fn realtime_ns() -> u64 {

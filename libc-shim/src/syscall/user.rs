@@ -18,6 +18,19 @@ use crate::platform::{PAGE_SIZE, Platform, Prot};
 /// Longest path accepted (Linux's `PATH_MAX`, including the NUL).
 pub const PATH_MAX: usize = 4096;
 
+/// Structs up to this size are staged on the stack.
+const SMALL: usize = 512;
+
+/// A zeroed buffer of `len` bytes: `small` when it fits, else `large`, grown to `len`.
+fn scratch<'b>(small: &'b mut [u8; SMALL], large: &'b mut Vec<u8>, len: usize) -> &'b mut [u8] {
+    if len <= SMALL {
+        &mut small[..len]
+    } else {
+        large.resize(len, 0);
+        large.as_mut_slice()
+    }
+}
+
 impl<P: Platform> Ctx<'_, P> {
     /// `Ok` if the app may access `[addr, addr+len)` with `access`.
     pub fn check_user(&self, addr: u64, len: u64, access: Prot) -> Result<(), Errno> {
@@ -40,8 +53,14 @@ impl<P: Platform> Ctx<'_, P> {
         if buf.is_empty() {
             return Ok(());
         }
-        self.process.mm.populate(self.platform, addr, buf.len() as u64)?;
-        self.platform.read_app(addr, buf)
+        match self.platform.read_app(addr, buf) {
+            // A page of a lazy mapping not touched yet: commit it and copy again.
+            Err(Errno::EFAULT) => {
+                self.process.mm.populate(self.platform, addr, buf.len() as u64)?;
+                self.platform.read_app(addr, buf)
+            }
+            done => done,
+        }
     }
 
     /// Copies `data` to app memory at `addr` (the app must be able to write it).
@@ -50,22 +69,33 @@ impl<P: Platform> Ctx<'_, P> {
         if data.is_empty() {
             return Ok(());
         }
-        self.process.mm.populate(self.platform, addr, data.len() as u64)?;
-        self.platform.write_app(addr, data)
+        match self.platform.write_app(addr, data) {
+            // A page of a lazy mapping not touched yet: commit it and copy again.
+            Err(Errno::EFAULT) => {
+                self.process.mm.populate(self.platform, addr, data.len() as u64)?;
+                self.platform.write_app(addr, data)
+            }
+            done => done,
+        }
     }
 
     /// Reads one `T`.
     pub fn read<T: FromUser>(&self, ptr: UserPtr<T>) -> Result<T, Errno> {
-        let mut buf = vec![0u8; T::SIZE];
-        self.read_bytes(ptr.addr(), &mut buf)?;
-        Ok(T::decode(&buf))
+        // Small structs (nearly all) go through the stack: no heap allocation per syscall.
+        let mut small = [0u8; SMALL];
+        let mut large = Vec::new();
+        let buf = scratch(&mut small, &mut large, T::SIZE);
+        self.read_bytes(ptr.addr(), buf)?;
+        Ok(T::decode(buf))
     }
 
     /// Writes one `T`.
     pub fn write<T: ToUser>(&self, ptr: UserPtr<T>, value: &T) -> Result<(), Errno> {
-        let mut buf = vec![0u8; T::SIZE];
-        value.encode(&mut buf);
-        self.write_bytes(ptr.addr(), &buf)
+        let mut small = [0u8; SMALL];
+        let mut large = Vec::new();
+        let buf = scratch(&mut small, &mut large, T::SIZE);
+        value.encode(buf);
+        self.write_bytes(ptr.addr(), buf)
     }
 
     /// Writes one `T` unless `ptr` is NULL (the many "optional out-parameter" arguments).
