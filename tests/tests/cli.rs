@@ -105,6 +105,28 @@ fn build_inspect_run_image() {
     if let Err(e) = case.check(&got, got.status) {
         panic!("{e}");
     }
+
+    // `run IMAGE -e K=V -- ARGS` replaces argv[1..] and overrides the baked variable.
+    let got = bake_cmd(&[
+        "run",
+        "--timeout",
+        "60",
+        s(&img),
+        "-e",
+        "KILN_TEST=override",
+        "--",
+        "x",
+    ]);
+    let case = Case {
+        prog: "args_env (baked image, overridden)",
+        args: &["x"],
+        env: &[("KILN_TEST", "override")],
+        stdout: Expect::ArgsEnv,
+        status: 0,
+    };
+    if let Err(e) = case.check(&got, got.status) {
+        panic!("{e}");
+    }
 }
 
 #[test]
