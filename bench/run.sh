@@ -149,7 +149,8 @@ commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown).
 Host: $(nproc) CPUs, ${cpu:-unknown CPU}; $(qemu-system-x86_64 --version | head -n1); TCG.
 Load average when the report was written: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the
 machine inflates the wall-clock figures; (d) is immune to it).
-All guests: tests/c programs built with \`musl-gcc -static -O2\`, default \`--mem\`.
+bake: \`$BAKE\`. All guests: tests/c programs built with \`musl-gcc -static -O2\`, default
+\`--mem\` (128M).
 
 ## (a) Boot time, QEMU start to exit: hello
 
