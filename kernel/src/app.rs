@@ -196,24 +196,41 @@ impl Platform for KernelPlatform {
 
 /// Called by the syscall entry stub for every syscall the app makes.
 pub fn syscall(nr: u64, args: [u64; 6]) -> i64 {
-    let outcome = {
-        let mut guard = APP.lock();
-        let app = guard.as_mut().expect("syscall before the app started");
-        app.process.syscall(&KernelPlatform, nr, args)
-    };
-    match outcome {
-        SyscallOutcome::Return(value) => value,
-        SyscallOutcome::Exit { status, signal } => {
-            if let Some(sig) = signal {
-                let name = crate::fault::signal_name(sig);
-                let _ = core::fmt::Write::write_fmt(
-                    &mut crate::fault::Console,
-                    format_args!("kiln: the app was terminated by {name} ({sig}); exit status {status}\n"),
-                );
-            } else {
-                log::info!("app exited with status {status}");
+    const TID: libc_shim::process::Tid = Process::PID;
+    loop {
+        let outcome = {
+            let mut guard = APP.lock();
+            let app = guard.as_mut().expect("syscall before the app started");
+            app.process.syscall(&KernelPlatform, TID, nr, args)
+        };
+        match outcome {
+            SyscallOutcome::Return(value) => return value,
+            SyscallOutcome::Yield => return 0,
+            SyscallOutcome::Block { deadline: Some(deadline) } => {
+                KernelPlatform.sleep_until_ns(deadline);
+                let mut guard = APP.lock();
+                let app = guard.as_mut().expect("app");
+                app.process.time_out(TID);
+                app.process.take_woken();
             }
-            exit::exit_vm(status)
+            SyscallOutcome::Block { deadline: None } => {
+                crate::boot_error(format_args!("deadlock: the app's only thread waits forever (syscall {nr})"))
+            }
+            SyscallOutcome::Spawn { .. } | SyscallOutcome::ThreadExit => {
+                crate::boot_error(format_args!("threads are not scheduled yet (syscall {nr})"))
+            }
+            SyscallOutcome::Exit { status, signal } => {
+                if let Some(sig) = signal {
+                    let name = crate::fault::signal_name(sig);
+                    let _ = core::fmt::Write::write_fmt(
+                        &mut crate::fault::Console,
+                        format_args!("kiln: the app was terminated by {name} ({sig}); exit status {status}\n"),
+                    );
+                } else {
+                    log::info!("app exited with status {status}");
+                }
+                exit::exit_vm(status)
+            }
         }
     }
 }

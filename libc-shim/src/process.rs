@@ -1,38 +1,98 @@
-//! The state of the one process the VM runs, and the entry point the kernel calls for every
-//! syscall.
+//! The state of the one process the VM runs, its threads, and the entry points the kernel
+//! calls.
 //!
-//! The kernel uses exactly [`Process::new`] and [`Process::syscall`]; everything a syscall
-//! records (closed console fds, signal dispositions, limits, ...) lives here, and the
-//! handlers in [`crate::syscall`] read and write it.
+//! # The blocking protocol
+//! Handlers never sleep. A syscall that must wait returns [`SyscallOutcome::Block`]: the
+//! kernel parks the calling thread with its registers rewound onto the `syscall` instruction
+//! (rax = the number again), so that when the thread next runs it makes the very same call
+//! again. Before that, whoever ends the wait records why in the thread ([`WakeReason`]) and
+//! lists the thread in [`Process::take_woken`]; the re-run handler reads the reason with
+//! `Ctx::resumed` and finishes (futex: 0 or ETIMEDOUT; sleep: done; a pipe read: look again).
+//! A thread's kernel-side state between syscalls is therefore only its user registers, which
+//! is what lets the kernel switch threads with one stack per CPU.
+//!
+//! The deadline a blocking call picks on its first run is kept in the thread
+//! (`Thread::deadline`) until the call completes, so re-runs do not restart relative timeouts.
 
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use crate::mm::Mm;
 use crate::platform::Platform;
 use crate::syscall::{self, Rlimits, SignalState, WarnKey};
+
+/// A thread id. The first thread's is the pid.
+pub type Tid = i32;
 
 /// What the kernel must do after a syscall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyscallOutcome {
     /// Return this value in rax (already `-errno` for errors).
     Return(i64),
+    /// Park the calling thread and run the syscall again when it is woken (see the module
+    /// docs). With a deadline (monotonic ns) the kernel wakes it then through
+    /// [`Process::time_out`] if nothing else did first.
+    Block { deadline: Option<u64> },
+    /// Let other runnable threads go first, then return 0.
+    Yield,
+    /// clone: a new thread `child` that starts where the caller returns, with rax = 0, its
+    /// stack pointer at `stack` (0: the caller's), and FS base `tls` when given. The caller
+    /// gets `child`.
+    Spawn { child: Tid, stack: u64, tls: Option<u64> },
+    /// The calling thread is gone (exit of a thread that is not the last).
+    ThreadExit,
     /// The process ends: exit_group/exit of the last thread (`signal: None`), or a signal whose
     /// default action terminates (`status` is then 128+signal).
     Exit { status: u8, signal: Option<u8> },
 }
 
-/// The process: its address space and the per-process state syscalls record.
+/// Why a blocked thread runs again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeReason {
+    /// What it waited for happened (futex wake, data arrived, ...).
+    Woken,
+    /// Its deadline passed.
+    TimedOut,
+    /// A signal arrived for it.
+    Interrupted,
+}
+
+/// Per-thread state.
+#[derive(Debug, Clone)]
+pub struct Thread {
+    pub tid: Tid,
+    /// set_tid_address / CLONE_CHILD_CLEARTID: zeroed and futex-woken when the thread exits.
+    pub(crate) clear_child_tid: u64,
+    /// set_robust_list: (head, len).
+    pub(crate) robust_list: (u64, usize),
+    /// Set by whoever ended this thread's wait; taken by the re-run syscall.
+    pub(crate) wake: Option<WakeReason>,
+    /// The deadline chosen by the blocked call's first run, kept until the call completes.
+    pub(crate) deadline: Option<u64>,
+    /// Whether the thread is parked in a blocking call.
+    pub(crate) blocked: bool,
+}
+
+impl Thread {
+    pub(crate) fn new(tid: Tid) -> Self {
+        Thread { tid, clear_child_tid: 0, robust_list: (0, 0), wake: None, deadline: None, blocked: false }
+    }
+}
+
+/// The process: its address space, threads, and the per-process state syscalls record.
 pub struct Process {
     pub mm: Mm,
     /// Where the program lives in the guest (readlink("/proc/self/exe")).
     pub exe_path: String,
+    pub(crate) threads: BTreeMap<Tid, Thread>,
+    next_tid: Tid,
+    /// Threads whose wait ended since the kernel last asked.
+    pub(crate) woken: Vec<Tid>,
+    /// Futex waiters: address → (tid, bitset), oldest first.
+    pub(crate) futex_waiters: BTreeMap<u64, Vec<(Tid, u32)>>,
     /// Whether fds 0, 1, 2 (all the console) are still open.
     pub(crate) console_open: [bool; 3],
-    /// set_tid_address: cleared and futex-woken at thread exit once threads exist.
-    pub(crate) clear_child_tid: u64,
-    /// set_robust_list: (head, len).
-    pub(crate) robust_list: (u64, usize),
     pub(crate) rlimits: Rlimits,
     pub(crate) signals: SignalState,
     pub(crate) umask: u32,
@@ -41,18 +101,23 @@ pub struct Process {
 }
 
 impl Process {
-    /// The pid and tid of the one process and its one thread.
+    /// The pid, which is also the first thread's tid.
     pub const PID: i32 = 1;
 
     /// A process whose address space is `mm` (already holding the loaded program and stack)
     /// and whose program lives at `exe_path` in the guest (for readlink("/proc/self/exe")).
+    /// It has one thread, [`Process::PID`].
     pub fn new(mm: Mm, exe_path: &str) -> Self {
+        let mut threads = BTreeMap::new();
+        threads.insert(Self::PID, Thread::new(Self::PID));
         Process {
             mm,
             exe_path: String::from(exe_path),
+            threads,
+            next_tid: Self::PID + 1,
+            woken: Vec::new(),
+            futex_waiters: BTreeMap::new(),
             console_open: [true; 3],
-            clear_child_tid: 0,
-            robust_list: (0, 0),
             rlimits: Rlimits::default(),
             signals: SignalState::default(),
             umask: 0o022,
@@ -60,14 +125,55 @@ impl Process {
         }
     }
 
-    /// Handles syscall `nr` with raw register arguments (rdi, rsi, rdx, r10, r8, r9).
-    pub fn syscall<P: Platform>(
-        &mut self,
-        platform: &P,
-        nr: u64,
-        args: [u64; 6],
-    ) -> SyscallOutcome {
-        syscall::dispatch(self, platform, nr, args)
+    /// Handles syscall `nr` of thread `tid` with raw register arguments (rdi, rsi, rdx, r10,
+    /// r8, r9).
+    pub fn syscall<P: Platform>(&mut self, platform: &P, tid: Tid, nr: u64, args: [u64; 6]) -> SyscallOutcome {
+        syscall::dispatch(self, platform, tid, nr, args)
+    }
+
+    /// Threads whose wait ended (they are runnable again), oldest first.
+    pub fn take_woken(&mut self) -> Vec<Tid> {
+        core::mem::take(&mut self.woken)
+    }
+
+    /// The kernel's timer says `tid`'s deadline passed: end its wait with `TimedOut` (unless
+    /// something else already woke it). Returns whether the thread must be made runnable.
+    pub fn time_out(&mut self, tid: Tid) -> bool {
+        self.end_wait(tid, WakeReason::TimedOut)
+    }
+
+    /// Ends `tid`'s wait, if it is waiting: records the reason, drops it from wait queues and
+    /// queues it in `woken`. Returns whether it was waiting.
+    pub(crate) fn end_wait(&mut self, tid: Tid, reason: WakeReason) -> bool {
+        let Some(t) = self.threads.get_mut(&tid) else { return false };
+        if !t.blocked {
+            return false;
+        }
+        t.blocked = false;
+        t.wake = Some(reason);
+        for waiters in self.futex_waiters.values_mut() {
+            waiters.retain(|&(w, _)| w != tid);
+        }
+        self.futex_waiters.retain(|_, w| !w.is_empty());
+        self.woken.push(tid);
+        true
+    }
+
+    /// A fresh thread id for clone.
+    pub(crate) fn alloc_tid(&mut self) -> Tid {
+        let tid = self.next_tid;
+        self.next_tid += 1;
+        tid
+    }
+
+    /// What a new thread inherits from the thread that cloned it (signal mask, ...).
+    pub(crate) fn on_clone(&mut self, parent: Tid, child: &mut Thread) {
+        let _ = (parent, child);
+    }
+
+    /// Number of live threads.
+    pub fn thread_count(&self) -> usize {
+        self.threads.len()
     }
 
     /// Whether `nr` has been reported as unsupported (tests and diagnostics).

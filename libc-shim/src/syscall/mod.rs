@@ -25,17 +25,20 @@ mod limits;
 mod mem;
 mod process_info;
 mod signal;
+mod thread;
 mod time;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod thread_tests;
 
 use alloc::string::String;
 use core::fmt::Write as _;
 
 use crate::errno::Errno;
 use crate::platform::Platform;
-use crate::process::{Process, SyscallOutcome};
+use crate::process::{Process, SyscallOutcome, Thread, Tid, WakeReason};
 
 pub use limits::Rlimits;
 pub use signal::SignalState;
@@ -46,6 +49,15 @@ pub use table::{Status, SyscallInfo, TABLE};
 pub enum Reply {
     /// Return this (non-negative) value to the app.
     Value(usize),
+    /// Park the thread; the call runs again when it is woken (see [`crate::process`]).
+    /// Made with [`Ctx::block`], which records the deadline.
+    Block { deadline: Option<u64> },
+    /// Let other threads run first, then return 0.
+    Yield,
+    /// A new thread (clone).
+    Spawn { child: Tid, stack: u64, tls: Option<u64> },
+    /// The calling thread ends.
+    ThreadExit,
     /// The process ends.
     Exit { status: u8, signal: Option<u8> },
 }
@@ -83,13 +95,45 @@ impl IntoReply for Reply {
     }
 }
 
-/// Everything a handler may use: the process state and the platform.
+/// Everything a handler may use: the process state, the calling thread and the platform.
 pub struct Ctx<'a, P: Platform> {
     pub process: &'a mut Process,
     pub platform: &'a P,
+    /// The calling thread.
+    pub tid: Tid,
+    /// Why this call runs again after blocking; `None` on a first run.
+    pub resumed: Option<WakeReason>,
 }
 
 impl<P: Platform> Ctx<'_, P> {
+    /// The calling thread.
+    pub fn thread(&self) -> &Thread {
+        self.process.threads.get(&self.tid).expect("the calling thread exists")
+    }
+
+    pub fn thread_mut(&mut self) -> &mut Thread {
+        self.process.threads.get_mut(&self.tid).expect("the calling thread exists")
+    }
+
+    /// Parks the calling thread until it is woken or, with a deadline (monotonic ns), until
+    /// then. The deadline is kept across re-runs of the call: read it with [`Ctx::deadline`].
+    pub fn block(&mut self, deadline: Option<u64>) -> Reply {
+        let thread = self.thread_mut();
+        thread.blocked = true;
+        thread.deadline = deadline;
+        Reply::Block { deadline }
+    }
+
+    /// The deadline this call chose when it first blocked (re-runs keep it).
+    pub fn deadline(&self) -> Option<u64> {
+        self.thread().deadline
+    }
+
+    /// Ends the wait of `tid` (if it waits) with `reason`.
+    pub fn wake(&mut self, tid: Tid, reason: WakeReason) -> bool {
+        self.process.end_wait(tid, reason)
+    }
+
     /// Logs `message` at warn level the first time `key` is seen in this process.
     pub fn warn_once(&mut self, key: &'static str, message: core::fmt::Arguments<'_>) {
         if self.process.warned.insert(WarnKey::Message(key)) {
@@ -113,12 +157,14 @@ pub enum WarnKey {
 pub fn dispatch<P: Platform>(
     process: &mut Process,
     platform: &P,
+    tid: Tid,
     nr: u64,
     raw: [u64; 6],
 ) -> SyscallOutcome {
     let info = table::info(nr);
     let name = info.map_or("unknown", |i| i.name);
-    let mut ctx = Ctx { process, platform };
+    let resumed = process.threads.get_mut(&tid).and_then(|t| t.wake.take());
+    let mut ctx = Ctx { process, platform, tid, resumed };
     let (result, args_text) = match table::invoke(nr, &mut ctx, &raw) {
         Some(Ok(invoked)) => (invoked.reply, invoked.args),
         Some(Err(bad)) => {
@@ -143,8 +189,18 @@ pub fn dispatch<P: Platform>(
     if log::log_enabled!(log::Level::Trace) {
         trace_line(name, nr, &raw, args_text, &result);
     }
+    if !matches!(result, Ok(Reply::Block { .. })) {
+        // The call is complete: forget the deadline it may have blocked with.
+        if let Some(t) = ctx.process.threads.get_mut(&tid) {
+            t.deadline = None;
+        }
+    }
     match result {
         Ok(Reply::Value(v)) => SyscallOutcome::Return(v as i64),
+        Ok(Reply::Block { deadline }) => SyscallOutcome::Block { deadline },
+        Ok(Reply::Yield) => SyscallOutcome::Yield,
+        Ok(Reply::Spawn { child, stack, tls }) => SyscallOutcome::Spawn { child, stack, tls },
+        Ok(Reply::ThreadExit) => SyscallOutcome::ThreadExit,
         Ok(Reply::Exit { status, signal }) => SyscallOutcome::Exit { status, signal },
         Err(e) => SyscallOutcome::Return(e.as_return()),
     }
@@ -167,6 +223,10 @@ fn trace_line(
     match result {
         Ok(Reply::Value(v)) if *v > 0xffff => log::trace!("{name}({args}) = {v:#x}"),
         Ok(Reply::Value(v)) => log::trace!("{name}({args}) = {v}"),
+        Ok(Reply::Block { deadline }) => log::trace!("{name}({args}) blocks (deadline {deadline:?})"),
+        Ok(Reply::Yield) => log::trace!("{name}({args}) yields"),
+        Ok(Reply::Spawn { child, .. }) => log::trace!("{name}({args}) = {child} (new thread)"),
+        Ok(Reply::ThreadExit) => log::trace!("{name}({args}): thread exits"),
         Ok(Reply::Exit { status, signal }) => {
             log::trace!("{name}({args}) = exit status {status} signal {signal:?}")
         }

@@ -5,30 +5,15 @@ use alloc::vec;
 
 use super::args::{UserPtr, flags_arg};
 use super::linux::{Rusage, Sysinfo, Timeval, Tms, Utsname};
-use super::{Ctx, Reply};
+use super::Ctx;
 use crate::errno::Errno;
 use crate::mm::layout::USER_END;
 use crate::platform::Platform;
 use crate::process::Process;
 
-pub fn sys_exit_group<P: Platform>(_ctx: &mut Ctx<'_, P>, code: i32) -> Reply {
-    Reply::Exit {
-        status: (code & 0xff) as u8,
-        signal: None,
-    }
-}
-
-/// With one thread, the thread's exit is the process's exit.
-pub fn sys_exit<P: Platform>(ctx: &mut Ctx<'_, P>, code: i32) -> Reply {
-    sys_exit_group(ctx, code)
-}
-
 const PID: usize = Process::PID as usize;
 
 pub fn sys_getpid<P: Platform>(_ctx: &mut Ctx<'_, P>) -> Result<usize, Errno> {
-    Ok(PID)
-}
-pub fn sys_gettid<P: Platform>(_ctx: &mut Ctx<'_, P>) -> Result<usize, Errno> {
     Ok(PID)
 }
 pub fn sys_getppid<P: Platform>(_ctx: &mut Ctx<'_, P>) -> Result<usize, Errno> {
@@ -134,41 +119,6 @@ pub fn sys_arch_prctl<P: Platform>(
     }
 }
 
-pub fn sys_set_tid_address<P: Platform>(ctx: &mut Ctx<'_, P>, tidptr: u64) -> Result<usize, Errno> {
-    ctx.process.clear_child_tid = tidptr;
-    Ok(PID)
-}
-
-/// `sizeof(struct robust_list_head)` on x86_64.
-const ROBUST_LIST_HEAD_LEN: usize = 24;
-
-pub fn sys_set_robust_list<P: Platform>(
-    ctx: &mut Ctx<'_, P>,
-    head: u64,
-    len: usize,
-) -> Result<usize, Errno> {
-    if len != ROBUST_LIST_HEAD_LEN {
-        return Err(Errno::EINVAL);
-    }
-    ctx.process.robust_list = (head, len);
-    Ok(0)
-}
-
-pub fn sys_get_robust_list<P: Platform>(
-    ctx: &mut Ctx<'_, P>,
-    pid: i32,
-    head: UserPtr<u64>,
-    len: UserPtr<u64>,
-) -> Result<usize, Errno> {
-    if !is_self(pid) {
-        return Err(Errno::ESRCH);
-    }
-    let (h, _) = ctx.process.robust_list;
-    ctx.write(len, &(ROBUST_LIST_HEAD_LEN as u64))?;
-    ctx.write(head, &h)?;
-    Ok(0)
-}
-
 bitflags::bitflags! {
     /// `GRND_*` flags.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,9 +152,6 @@ pub fn sys_getrandom<P: Platform>(
     Ok(len)
 }
 
-pub fn sys_sched_yield<P: Platform>(_ctx: &mut Ctx<'_, P>) -> Result<usize, Errno> {
-    Ok(0)
-}
 
 pub fn sys_sched_getaffinity<P: Platform>(
     ctx: &mut Ctx<'_, P>,

@@ -16,6 +16,7 @@ use super::limits::*;
 use super::mem::*;
 use super::process_info::*;
 use super::signal::*;
+use super::thread::*;
 use super::time::*;
 
 /// How far a syscall is supported.
@@ -126,11 +127,11 @@ syscall_table! {
     53 socketpair: Enosys;
     54 setsockopt: Enosys;
     55 getsockopt: Enosys;
-    56 clone: Enosys;
-    57 fork: Enosys;
-    58 vfork: Enosys;
+    56 clone: Partial("threads (CLONE_VM|CLONE_SIGHAND|CLONE_THREAD...); without CLONE_VM (fork) ENOSYS") => sys_clone;
+    57 fork: EnosysByDesign("one process per VM: a second address space does not exist");
+    58 vfork: EnosysByDesign("one process per VM: a second address space does not exist");
     59 execve: Enosys;
-    60 exit: Partial("single thread: ends the process like exit_group") => sys_exit;
+    60 exit: Supported => sys_exit;
     61 wait4: Enosys;
     62 kill: Partial("to itself only: default actions and SIG_IGN; caught signals are ENOSYS") => sys_kill;
     63 uname: Supported => sys_uname;
@@ -272,7 +273,7 @@ syscall_table! {
     199 fremovexattr: Enosys;
     200 tkill: Partial("as kill") => sys_tkill;
     201 time: Supported => sys_time;
-    202 futex: Enosys;
+    202 futex: Partial("WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAKE_OP, WAIT_BITSET, WAKE_BITSET; not PI") => sys_futex;
     203 sched_setaffinity: Enosys;
     204 sched_getaffinity: Supported => sys_sched_getaffinity;
     205 set_thread_area: EnosysByDesign("x86_64 uses arch_prctl(ARCH_SET_FS)");
@@ -343,7 +344,7 @@ syscall_table! {
     270 pselect6: Enosys;
     271 ppoll: Enosys;
     272 unshare: Enosys;
-    273 set_robust_list: Partial("recorded; used when threads exist") => sys_set_robust_list;
+    273 set_robust_list: Partial("recorded per thread; not walked at thread exit") => sys_set_robust_list;
     274 get_robust_list: Supported => sys_get_robust_list;
     275 splice: Enosys;
     276 tee: Enosys;
@@ -417,7 +418,7 @@ syscall_table! {
     432 fsmount: Enosys;
     433 fspick: Enosys;
     434 pidfd_open: Enosys;
-    435 clone3: Enosys;
+    435 clone3: Partial("as clone; set_tid and cgroup are EINVAL") => sys_clone3;
     436 close_range: Enosys;
     437 openat2: Enosys;
     438 pidfd_getfd: Enosys;

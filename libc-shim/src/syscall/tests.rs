@@ -109,12 +109,22 @@ impl T {
     fn sys(&mut self, nr: u64, args: &[u64]) -> SyscallOutcome {
         let mut a = [0u64; 6];
         a[..args.len()].copy_from_slice(args);
-        self.p.syscall(&self.fake, nr, a)
+        self.p.syscall(&self.fake, Process::PID, nr, a)
     }
+    /// Runs a syscall to completion the way the kernel would: a Block with a deadline lets
+    /// the fake clock run to it, times the thread out and runs the call again; Yield returns 0.
     fn call(&mut self, nr: u64, args: &[u64]) -> i64 {
-        match self.sys(nr, args) {
-            SyscallOutcome::Return(v) => v,
-            other => panic!("syscall {nr} ended the process: {other:?}"),
+        loop {
+            match self.sys(nr, args) {
+                SyscallOutcome::Return(v) => return v,
+                SyscallOutcome::Yield => return 0,
+                SyscallOutcome::Block { deadline: Some(d) } => {
+                    self.fake.sleep_until_ns(d);
+                    assert!(self.p.time_out(Process::PID), "a blocked thread times out");
+                    assert_eq!(self.p.take_woken(), vec![Process::PID]);
+                }
+                other => panic!("syscall {nr} did not return: {other:?}"),
+            }
         }
     }
     fn put(&self, addr: u64, bytes: &[u8]) {

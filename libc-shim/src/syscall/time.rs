@@ -1,10 +1,11 @@
 //! Clocks and sleeping.
 
-use super::Ctx;
+use super::{Ctx, Reply};
 use super::args::{UserPtr, enum_arg, flags_arg};
 use super::linux::{Timespec, Timeval, Timezone};
 use crate::errno::Errno;
 use crate::platform::Platform;
+use crate::process::WakeReason;
 
 /// The clocks apps may read (`CLOCK_*` 0..=7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,13 +82,30 @@ fn read_timespec<P: Platform>(ctx: &Ctx<'_, P>, ptr: UserPtr<Timespec>) -> Resul
 pub fn sys_nanosleep<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: UserPtr<Timespec>,
-    _rem: UserPtr<Timespec>,
-) -> Result<usize, Errno> {
-    let ns = read_timespec(ctx, req)?;
+    rem: UserPtr<Timespec>,
+) -> Result<Reply, Errno> {
+    let deadline = match ctx.deadline() {
+        Some(d) => d,
+        None => {
+            let ns = read_timespec(ctx, req)?;
+            ctx.platform.monotonic_ns().saturating_add(ns)
+        }
+    };
+    sleep_until(ctx, deadline, rem)
+}
+
+/// Blocks until `deadline` (monotonic ns). Interrupted by a signal: EINTR, with the time left
+/// written to `rem` when given.
+fn sleep_until<P: Platform>(ctx: &mut Ctx<'_, P>, deadline: u64, rem: UserPtr<Timespec>) -> Result<Reply, Errno> {
     let now = ctx.platform.monotonic_ns();
-    ctx.platform.sleep_until_ns(now.saturating_add(ns));
-    // Nothing interrupts a sleep yet, so `rem` is never written.
-    Ok(0)
+    if ctx.resumed == Some(WakeReason::Interrupted) {
+        ctx.write_opt(rem, &Timespec::from_ns(deadline.saturating_sub(now)))?;
+        return Err(Errno::EINTR);
+    }
+    if now >= deadline {
+        return Ok(Reply::Value(0));
+    }
+    Ok(ctx.block(Some(deadline)))
 }
 
 bitflags::bitflags! {
@@ -104,23 +122,29 @@ pub fn sys_clock_nanosleep<P: Platform>(
     clock: ClockId,
     flags: SleepFlags,
     req: UserPtr<Timespec>,
-    _rem: UserPtr<Timespec>,
-) -> Result<usize, Errno> {
+    rem: UserPtr<Timespec>,
+) -> Result<Reply, Errno> {
     if !matches!(
         clock,
         ClockId::Realtime | ClockId::Monotonic | ClockId::Boottime
     ) {
         return Err(Errno::EINVAL);
     }
-    let ns = read_timespec(ctx, req)?;
-    let now_mono = ctx.platform.monotonic_ns();
-    let deadline = if flags.contains(SleepFlags::TIMER_ABSTIME) {
-        // Convert an absolute time on `clock` to the monotonic clock the platform sleeps on.
-        let now = clock.now_ns(ctx.platform);
-        now_mono.saturating_add(ns.saturating_sub(now))
-    } else {
-        now_mono.saturating_add(ns)
+    let absolute = flags.contains(SleepFlags::TIMER_ABSTIME);
+    let deadline = match ctx.deadline() {
+        Some(d) => d,
+        None => {
+            let ns = read_timespec(ctx, req)?;
+            let now_mono = ctx.platform.monotonic_ns();
+            if absolute {
+                // Convert an absolute time on `clock` to the monotonic clock the kernel sleeps on.
+                let now = clock.now_ns(ctx.platform);
+                now_mono.saturating_add(ns.saturating_sub(now))
+            } else {
+                now_mono.saturating_add(ns)
+            }
+        }
     };
-    ctx.platform.sleep_until_ns(deadline);
-    Ok(0)
+    // An absolute sleep never reports a remainder.
+    sleep_until(ctx, deadline, if absolute { UserPtr::new(0) } else { rem })
 }
