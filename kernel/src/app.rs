@@ -216,7 +216,7 @@ pub fn syscall(nr: u64, args: [u64; 6]) -> i64 {
             SyscallOutcome::Block { deadline: None } => {
                 crate::boot_error(format_args!("deadlock: the app's only thread waits forever (syscall {nr})"))
             }
-            SyscallOutcome::Spawn { .. } | SyscallOutcome::ThreadExit => {
+            SyscallOutcome::Spawn { .. } | SyscallOutcome::ThreadExit | SyscallOutcome::SigReturn => {
                 crate::boot_error(format_args!("threads are not scheduled yet (syscall {nr})"))
             }
             SyscallOutcome::Exit { status, signal } => {

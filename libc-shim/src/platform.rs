@@ -51,6 +51,11 @@ pub trait Platform {
     fn fs_base(&self) -> u64;
     /// Number of CPUs available to the app.
     fn cpu_count(&self) -> usize;
+    /// The XSAVE features (XCR0) in the extended state the kernel saves for signal frames;
+    /// 0 when it saves the 512-byte FXSAVE image only.
+    fn xsave_features(&self) -> u64 {
+        0
+    }
 
     // --- memory --------------------------------------------------------------------------
     /// Maps fresh zeroed pages at `[addr, addr+len)` with `prot`. `ENOMEM` when out of frames.

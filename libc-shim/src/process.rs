@@ -42,9 +42,58 @@ pub enum SyscallOutcome {
     Spawn { child: Tid, stack: u64, tls: Option<u64> },
     /// The calling thread is gone (exit of a thread that is not the last).
     ThreadExit,
+    /// rt_sigreturn: the kernel calls [`Process::sigreturn`] with the thread's registers.
+    SigReturn,
     /// The process ends: exit_group/exit of the last thread (`signal: None`), or a signal whose
     /// default action terminates (`status` is then 128+signal).
     Exit { status: u8, signal: Option<u8> },
+}
+
+/// A thread's registers as the app sees them, in Linux's `user_regs_struct` terms: what the
+/// kernel saves when a thread stops running and restores when it runs again. Signal delivery
+/// edits them (to enter a handler) and rt_sigreturn replaces them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserRegs {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rax: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rip: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub fs_base: u64,
+}
+
+/// What happened when the kernel asked for a signal to be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalOutcome {
+    /// Nothing to deliver; registers unchanged (except a transparent syscall restart).
+    None,
+    /// A handler frame was written to the app's stack and `regs` now enter the handler.
+    Delivered,
+    /// The signal's action ends the process (status 128+signal).
+    Terminate { status: u8, signal: u8 },
+}
+
+/// A synchronous fault the CPU raised in app code, as Linux reports it in `siginfo_t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    pub signal: u8,
+    /// `si_code` (SEGV_MAPERR 1, SEGV_ACCERR 2, ILL_ILLOPN 2, FPE_INTDIV 1, BUS_ADRALN 1, ...).
+    pub code: i32,
+    /// `si_addr`: the faulting address (page faults) or instruction (others).
+    pub addr: u64,
 }
 
 /// Why a blocked thread runs again.
@@ -169,6 +218,63 @@ impl Process {
     /// What a new thread inherits from the thread that cloned it (signal mask, ...).
     pub(crate) fn on_clone(&mut self, parent: Tid, child: &mut Thread) {
         let _ = (parent, child);
+    }
+
+    // --- signals and timers (the kernel's side of the contract) -----------------------------
+
+    /// Whether `tid` has a signal to act on now (pending and not blocked). The kernel asks on
+    /// every return to the app and then calls [`Process::deliver_signal`].
+    pub fn signal_pending(&self, tid: Tid) -> bool {
+        let _ = tid;
+        false
+    }
+
+    /// Acts on `tid`'s next deliverable signal before it returns to the app with `regs`
+    /// (`fpstate`: its XSAVE/FXSAVE image, written into the frame). `syscall` is the number
+    /// when `regs` is the return from that syscall (rax = its result), so that an interrupted
+    /// call is restarted or fails with EINTR as the handler's SA_RESTART says.
+    pub fn deliver_signal<P: Platform>(
+        &mut self,
+        platform: &P,
+        tid: Tid,
+        regs: &mut UserRegs,
+        fpstate: &[u8],
+        syscall: Option<u64>,
+    ) -> SignalOutcome {
+        let _ = (platform, tid, regs, fpstate, syscall);
+        SignalOutcome::None
+    }
+
+    /// rt_sigreturn: restores `regs`, `fpstate` and the signal mask from the frame at
+    /// `regs.rsp`. A frame that cannot be read kills the thread's process with SIGSEGV.
+    pub fn sigreturn<P: Platform>(&mut self, platform: &P, tid: Tid, regs: &mut UserRegs, fpstate: &mut [u8]) -> SignalOutcome {
+        let _ = (platform, tid, regs, fpstate);
+        SignalOutcome::Terminate { status: 128 + 11, signal: 11 }
+    }
+
+    /// A fault the CPU raised in `tid`'s code: enter its handler (the frame's registers are
+    /// `regs`) or, with none installed or the signal blocked, terminate.
+    pub fn fault<P: Platform>(&mut self, platform: &P, tid: Tid, fault: Fault, regs: &mut UserRegs, fpstate: &[u8]) -> SignalOutcome {
+        let _ = (platform, tid, regs, fpstate);
+        SignalOutcome::Terminate { status: 128u8.wrapping_add(fault.signal), signal: fault.signal }
+    }
+
+    /// The earliest deadline (monotonic ns) of the process's timers (alarm, setitimer,
+    /// timer_create), so the kernel can arm its timer.
+    pub fn next_timer(&self) -> Option<u64> {
+        None
+    }
+
+    /// Fires the timers due at `now`: queues their signals and interrupts the threads they
+    /// target (listed in [`Process::take_woken`]).
+    pub fn run_timers(&mut self, now: u64) {
+        let _ = now;
+    }
+
+    /// Adds `ns` of CPU time to `tid` (CLOCK_THREAD_CPUTIME_ID, CLOCK_PROCESS_CPUTIME_ID,
+    /// getrusage, times).
+    pub fn account(&mut self, tid: Tid, ns: u64) {
+        let _ = (tid, ns);
     }
 
     /// Number of live threads.

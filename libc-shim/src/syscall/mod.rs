@@ -58,6 +58,8 @@ pub enum Reply {
     Spawn { child: Tid, stack: u64, tls: Option<u64> },
     /// The calling thread ends.
     ThreadExit,
+    /// rt_sigreturn: the kernel restores the registers saved in the signal frame.
+    SigReturn,
     /// The process ends.
     Exit { status: u8, signal: Option<u8> },
 }
@@ -201,6 +203,7 @@ pub fn dispatch<P: Platform>(
         Ok(Reply::Yield) => SyscallOutcome::Yield,
         Ok(Reply::Spawn { child, stack, tls }) => SyscallOutcome::Spawn { child, stack, tls },
         Ok(Reply::ThreadExit) => SyscallOutcome::ThreadExit,
+        Ok(Reply::SigReturn) => SyscallOutcome::SigReturn,
         Ok(Reply::Exit { status, signal }) => SyscallOutcome::Exit { status, signal },
         Err(e) => SyscallOutcome::Return(e.as_return()),
     }
@@ -227,6 +230,7 @@ fn trace_line(
         Ok(Reply::Yield) => log::trace!("{name}({args}) yields"),
         Ok(Reply::Spawn { child, .. }) => log::trace!("{name}({args}) = {child} (new thread)"),
         Ok(Reply::ThreadExit) => log::trace!("{name}({args}): thread exits"),
+        Ok(Reply::SigReturn) => log::trace!("{name}({args}): returns from a signal handler"),
         Ok(Reply::Exit { status, signal }) => {
             log::trace!("{name}({args}) = exit status {status} signal {signal:?}")
         }
