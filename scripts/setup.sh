@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Kiln needs, only where it is missing:
 #   qemu-system-x86_64 (runs the images), musl-gcc and gcc with glibc's static libraries
-#   (build the test programs), and the Rust toolchain pinned in rust-toolchain.toml.
+#   (build the test programs), go (golang-go: the Go test programs), and the Rust toolchain
+#   pinned in rust-toolchain.toml.
 # Debian/Ubuntu (apt). Uses sudo only when not root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ need=()
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v go >/dev/null 2>&1 || need+=(golang-go)
 # gcc -static needs glibc's libc.a.
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then

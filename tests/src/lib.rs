@@ -6,7 +6,9 @@
 //! - `native.rs`: the test programs themselves, run on the host kernel (no Kiln involved), so a
 //!   broken test program is never mistaken for a broken kernel;
 //! - `programs.rs`: every program baked and booted under QEMU, per C library flavour;
-//! - `cli.rs`: bake's contract: exit codes, error messages, images, inspect, reproducibility.
+//! - `cli.rs`: bake's contract: exit codes, error messages, images, inspect, reproducibility;
+//! - `process.rs`: threads, signals, timers and memory mapping (C in three flavours, Go, Rust
+//!   std and tokio), natively and under Kiln.
 //!
 //! Missing tools (QEMU, musl-gcc, gcc) make tests fail, never skip: the message names the
 //! setup script.
@@ -28,7 +30,7 @@ pub const GUEST_TIMEOUT_SECS: u64 = 60;
 const WATCHDOG: Duration = Duration::from_secs(GUEST_TIMEOUT_SECS + 60);
 
 const SETUP_HINT: &str = "run scripts/test.sh (see README.md), which installs qemu-system-x86, \
-                          musl-tools and gcc when they are missing";
+                          musl-tools, gcc and golang-go when they are missing";
 
 /// Where Debian's musl-tools keeps musl's start files.
 const MUSL_LIB: &str = "/usr/lib/x86_64-linux-musl";
@@ -604,6 +606,24 @@ impl Case {
             panic!("[kiln, {flavour}] {e}");
         }
     }
+
+    /// Runs the case natively with an already built program (Go, Rust): `label` names it.
+    pub fn assert_native_path(&self, prog: &Path, label: &str) {
+        let got = run_native(prog, self.args, self.env);
+        if let Err(e) = self.check(&got, got.shell_status()) {
+            panic!("[native, {label}] {e}");
+        }
+    }
+
+    /// Bakes and boots an already built program (Go, Rust) under Kiln and checks it.
+    pub fn assert_kiln_path(&self, prog: &Path, label: &str, opts: &RunOpts<'_>) {
+        let mut opts = opts.clone();
+        opts.env.extend_from_slice(self.env);
+        let got = run_in_kiln(prog, self.args, &opts);
+        if let Err(e) = self.check(&got, got.status) {
+            panic!("[kiln, {label}] {e}");
+        }
+    }
 }
 
 fn check_uname(out: &str) -> Result<(), String> {
@@ -880,6 +900,86 @@ pub mod cases {
         v.extend(EXIT_CODES);
         v
     }
+}
+
+/// Runs a build command, panicking with its output when it fails.
+fn run_build(mut cmd: Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the build of {what}: {e}; {SETUP_HINT}"));
+    assert!(
+        out.status.success(),
+        "building {what} failed ({}):\n{cmd:?}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The Go test program `tests/go` (package main, sub-commands), built once per test process
+/// with `CGO_ENABLED=0 go build` into `<target>/kiln-tests/go/goprocs`. Go's build cache lives
+/// in `<target>/kiln-tests/go-cache`, so later runs only relink. Checked to be a static ELF.
+pub fn go_program() -> PathBuf {
+    require_tools(&["go"]);
+    memoized(("goprocs".into(), "go".into()), || {
+        let dir = out_dir().join("go");
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let dest = dir.join("goprocs");
+        let tmp = dir.join(format!(".goprocs.{}.tmp", std::process::id()));
+        let mut cmd = Command::new("go");
+        cmd.current_dir(workspace_root().join("tests/go"))
+            .env("CGO_ENABLED", "0")
+            .env("GOCACHE", out_dir().join("go-cache"))
+            .env("GO111MODULE", "on")
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .args(["build", "-o"])
+            .arg(&tmp)
+            .arg(".");
+        run_build(cmd, "tests/go");
+        std::fs::rename(&tmp, &dest)
+            .unwrap_or_else(|e| panic!("rename to {}: {e}", dest.display()));
+        let info = ElfInfo::read(&dest).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
+        assert!(
+            info.e_type == ET_EXEC && info.interp.is_none(),
+            "goprocs is not a static ET_EXEC: {info:?}"
+        );
+        dest
+    })
+}
+
+/// The Rust test program `tests/rust-apps` (std threads, tokio), built once per test process
+/// with `cargo build --release --locked --target x86_64-unknown-linux-gnu` and RUSTFLAGS
+/// `-C target-feature=+crt-static` (a glibc static-PIE) into `<target>/kiln-tests/rust-apps`,
+/// which cargo keeps between runs.
+pub fn rust_app() -> PathBuf {
+    memoized(("rustprocs".into(), "rust".into()), || {
+        let target = out_dir().join("rust-apps");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace_root().join("tests/rust-apps"))
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("CARGO_TARGET_DIR")
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--target",
+                "x86_64-unknown-linux-gnu",
+                "--target-dir",
+            ])
+            .arg(&target);
+        run_build(cmd, "tests/rust-apps");
+        let dest = target.join("x86_64-unknown-linux-gnu/release/rustprocs");
+        let info = ElfInfo::read(&dest).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
+        assert!(
+            info.e_type == ET_DYN && info.interp.is_none() && info.has_dynamic,
+            "rustprocs is not a static-PIE: {info:?}"
+        );
+        dest
+    })
 }
 
 /// A fresh scratch directory under the target dir, for images and bad inputs.

@@ -1,0 +1,3 @@
+module kiln.test/goprocs
+
+go 1.19
