@@ -11,6 +11,8 @@
 #       for the whole hello run and per getpid syscall. Needs the plugin built by
 #       ../shared/tools/build-insn-plugin.sh (done here into bench/out/plugins when missing),
 #       or INSN_PLUGIN=/path/to/libinsn.so.
+#   (e) the process model: thread create+join, futex round trip, signal delivery, natively and
+#       in Kiln, by bench/process.sh (skipped with BENCH_PROCESS=0).
 #
 # Environment: RUNS (default 20) boot-time runs; N (default 100000) getpid calls;
 # BAKE (default target/release/bake, built if missing).
@@ -183,4 +185,7 @@ as well as for the kernel's own path; (d) is the host-independent measure.
 
 $insn_section
 EOF
+if [ "${BENCH_PROCESS:-1}" = 1 ]; then
+    BAKE=$BAKE INSN_PLUGIN=${INSN_PLUGIN:-$out/plugins/libinsn.so} bench/process.sh >/dev/null
+fi
 cat "$report"
