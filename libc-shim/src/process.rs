@@ -20,7 +20,7 @@ use alloc::vec::Vec;
 
 use crate::mm::Mm;
 use crate::platform::Platform;
-use crate::syscall::{self, Rlimits, SignalState, WarnKey};
+use crate::syscall::{self, PrctlState, Rlimits, SignalState, ThreadSignals, TimerState, WarnKey};
 
 /// A thread id. The first thread's is the pid.
 pub type Tid = i32;
@@ -121,11 +121,38 @@ pub struct Thread {
     pub(crate) deadline: Option<u64>,
     /// Whether the thread is parked in a blocking call.
     pub(crate) blocked: bool,
+    /// Blocked mask, thread-directed pending signals, alternate stack.
+    pub(crate) sig: ThreadSignals,
+    /// The app's stack pointer at its current syscall, when the kernel reports it
+    /// ([`Process::set_user_sp`]); sigaltstack needs it to tell whether it runs on the
+    /// alternate stack.
+    pub(crate) user_sp: Option<u64>,
+    /// `comm` (prctl PR_SET_NAME), NUL-padded.
+    pub(crate) name: [u8; 16],
+    /// CPU time accounted to this thread ([`Process::account`]).
+    pub(crate) cpu_ns: u64,
+    /// setpriority's nice value, -20..=19.
+    pub(crate) nice: i32,
+    /// sched_setaffinity's mask (bytes, CPU 0 in bit 0); `None`: every CPU.
+    pub(crate) affinity: Option<Vec<u8>>,
 }
 
 impl Thread {
     pub(crate) fn new(tid: Tid) -> Self {
-        Thread { tid, clear_child_tid: 0, robust_list: (0, 0), wake: None, deadline: None, blocked: false }
+        Thread {
+            tid,
+            clear_child_tid: 0,
+            robust_list: (0, 0),
+            wake: None,
+            deadline: None,
+            blocked: false,
+            sig: ThreadSignals::default(),
+            user_sp: None,
+            name: [0; 16],
+            cpu_ns: 0,
+            nice: 0,
+            affinity: None,
+        }
     }
 }
 
@@ -144,6 +171,8 @@ pub struct Process {
     pub(crate) console_open: [bool; 3],
     pub(crate) rlimits: Rlimits,
     pub(crate) signals: SignalState,
+    pub(crate) timers: TimerState,
+    pub(crate) prctl: PrctlState,
     pub(crate) umask: u32,
     /// What has been warned about once already (unsupported numbers, bad arguments).
     pub(crate) warned: BTreeSet<WarnKey>,
@@ -158,7 +187,12 @@ impl Process {
     /// It has one thread, [`Process::PID`].
     pub fn new(mm: Mm, exe_path: &str) -> Self {
         let mut threads = BTreeMap::new();
-        threads.insert(Self::PID, Thread::new(Self::PID));
+        let mut main = Thread::new(Self::PID);
+        // Linux's comm: the executable's base name, cut to 15 bytes.
+        let base = exe_path.rsplit('/').next().unwrap_or(exe_path).as_bytes();
+        let n = base.len().min(15);
+        main.name[..n].copy_from_slice(&base[..n]);
+        threads.insert(Self::PID, main);
         Process {
             mm,
             exe_path: String::from(exe_path),
@@ -169,6 +203,8 @@ impl Process {
             console_open: [true; 3],
             rlimits: Rlimits::default(),
             signals: SignalState::default(),
+            timers: TimerState::default(),
+            prctl: PrctlState::default(),
             umask: 0o022,
             warned: BTreeSet::new(),
         }
@@ -215,18 +251,35 @@ impl Process {
         tid
     }
 
-    /// What a new thread inherits from the thread that cloned it (signal mask, ...).
+    /// What a new thread inherits from the thread that cloned it: the signal mask, the name,
+    /// nice value and affinity; not pending signals or the alternate stack (Linux).
     pub(crate) fn on_clone(&mut self, parent: Tid, child: &mut Thread) {
-        let _ = (parent, child);
+        let Some(p) = self.threads.get(&parent) else { return };
+        child.sig.mask = p.sig.mask;
+        child.name = p.name;
+        child.nice = p.nice;
+        child.affinity = p.affinity.clone();
+    }
+
+    /// Optional: the app's stack pointer when `tid` entered its current syscall. Only
+    /// sigaltstack uses it (SS_ONSTACK in the old value, EPERM when changing the alternate
+    /// stack while running on it); without it a thread counts as not on its alternate stack.
+    pub fn set_user_sp(&mut self, tid: Tid, rsp: u64) {
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.user_sp = Some(rsp);
+        }
     }
 
     // --- signals and timers (the kernel's side of the contract) -----------------------------
 
     /// Whether `tid` has a signal to act on now (pending and not blocked). The kernel asks on
     /// every return to the app and then calls [`Process::deliver_signal`].
+    ///
+    /// Also true after a syscall returned a kernel-internal restart code (-512..-516 in rax):
+    /// `deliver_signal` must then run even if the signal went elsewhere meanwhile, so that the
+    /// app never sees those values (it restarts the call).
     pub fn signal_pending(&self, tid: Tid) -> bool {
-        let _ = tid;
-        false
+        self.threads.get(&tid).is_some_and(|t| t.sig.restart.is_some()) || self.has_deliverable(tid)
     }
 
     /// Acts on `tid`'s next deliverable signal before it returns to the app with `regs`
@@ -241,40 +294,43 @@ impl Process {
         fpstate: &[u8],
         syscall: Option<u64>,
     ) -> SignalOutcome {
-        let _ = (platform, tid, regs, fpstate, syscall);
-        SignalOutcome::None
+        self.deliver_signal_impl(platform, tid, regs, fpstate, syscall)
     }
 
     /// rt_sigreturn: restores `regs`, `fpstate` and the signal mask from the frame at
     /// `regs.rsp`. A frame that cannot be read kills the thread's process with SIGSEGV.
+    ///
+    /// `regs` are the thread's registers at the rt_sigreturn syscall (rsp just above the
+    /// popped pretcode). Returns [`SignalOutcome::None`] with `regs` and `fpstate` replaced
+    /// (fs_base is kept), or `Terminate` for a bad frame. The restored mask may unblock a
+    /// pending signal: ask [`Process::signal_pending`] again (with `syscall: None`).
     pub fn sigreturn<P: Platform>(&mut self, platform: &P, tid: Tid, regs: &mut UserRegs, fpstate: &mut [u8]) -> SignalOutcome {
-        let _ = (platform, tid, regs, fpstate);
-        SignalOutcome::Terminate { status: 128 + 11, signal: 11 }
+        self.sigreturn_impl(platform, tid, regs, fpstate)
     }
 
     /// A fault the CPU raised in `tid`'s code: enter its handler (the frame's registers are
     /// `regs`) or, with none installed or the signal blocked, terminate.
     pub fn fault<P: Platform>(&mut self, platform: &P, tid: Tid, fault: Fault, regs: &mut UserRegs, fpstate: &[u8]) -> SignalOutcome {
-        let _ = (platform, tid, regs, fpstate);
-        SignalOutcome::Terminate { status: 128u8.wrapping_add(fault.signal), signal: fault.signal }
+        self.fault_impl(platform, tid, fault, regs, fpstate)
     }
 
     /// The earliest deadline (monotonic ns) of the process's timers (alarm, setitimer,
     /// timer_create), so the kernel can arm its timer.
     pub fn next_timer(&self) -> Option<u64> {
-        None
+        self.next_timer_impl()
     }
 
     /// Fires the timers due at `now`: queues their signals and interrupts the threads they
     /// target (listed in [`Process::take_woken`]).
     pub fn run_timers(&mut self, now: u64) {
-        let _ = now;
+        self.run_timers_impl(now)
     }
 
     /// Adds `ns` of CPU time to `tid` (CLOCK_THREAD_CPUTIME_ID, CLOCK_PROCESS_CPUTIME_ID,
     /// getrusage, times).
+    /// CPU-time timers (ITIMER_VIRTUAL/PROF, timer_create on the CPU clocks) fire from here.
     pub fn account(&mut self, tid: Tid, ns: u64) {
-        let _ = (tid, ns);
+        self.account_impl(tid, ns)
     }
 
     /// Number of live threads.

@@ -20,6 +20,10 @@ pub struct FakePlatform {
     pub fs: Cell<u64>,
     /// Frames left; `map_zeroed` fails with ENOMEM when it would go below zero.
     pub frames_left: Cell<u64>,
+    /// What `xsave_features` reports (0: FXSAVE only).
+    pub xsave: u64,
+    /// What `cpu_count` reports.
+    pub cpus: usize,
 }
 
 impl Default for FakePlatform {
@@ -34,6 +38,8 @@ impl Default for FakePlatform {
             epoch_ns: 1_700_000_000_000_000_000,
             fs: Cell::new(0),
             frames_left: Cell::new(1 << 20),
+            xsave: 0,
+            cpus: 1,
         }
     }
 }
@@ -106,7 +112,10 @@ impl Platform for FakePlatform {
         self.fs.get()
     }
     fn cpu_count(&self) -> usize {
-        1
+        self.cpus
+    }
+    fn xsave_features(&self) -> u64 {
+        self.xsave
     }
     fn map_zeroed(&self, addr: u64, len: u64, prot: Prot) -> Result<(), Errno> {
         assert_eq!(addr % PAGE_SIZE, 0, "map_zeroed: unaligned address {addr:#x}");

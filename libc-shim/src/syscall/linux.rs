@@ -528,6 +528,198 @@ impl ToUser for Tms {
     }
 }
 
+/// `siginfo_t` (128 bytes): `si_signo`, `si_errno`, `si_code` at 0, 4, 8, then the union at 16.
+/// Kept as bytes, because which union member is live depends on the signal and code.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SigInfo(pub [u8; SigInfo::SIZE]);
+
+impl core::fmt::Debug for SigInfo {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "SigInfo {{ signo: {}, code: {} }}", self.signo(), self.code())
+    }
+}
+
+/// `si_code` values.
+pub const SI_USER: i32 = 0;
+pub const SI_KERNEL: i32 = 0x80;
+pub const SI_QUEUE: i32 = -1;
+pub const SI_TIMER: i32 = -2;
+pub const SI_TKILL: i32 = -6;
+
+impl SigInfo {
+    /// A siginfo with only the three common fields set.
+    pub fn new(signo: u8, code: i32) -> Self {
+        let mut b = [0u8; SigInfo::SIZE];
+        put_u32(&mut b, 0, signo as u32);
+        put_u32(&mut b, 8, code as u32);
+        SigInfo(b)
+    }
+    /// kill (`SI_USER`), tkill/tgkill (`SI_TKILL`), the kernel (`SI_KERNEL`): `_kill { si_pid, si_uid }`.
+    pub fn kill(signo: u8, code: i32, pid: i32, uid: u32) -> Self {
+        let mut s = Self::new(signo, code);
+        put_u32(&mut s.0, 16, pid as u32);
+        put_u32(&mut s.0, 20, uid);
+        s
+    }
+    /// A POSIX timer's expiry (`SI_TIMER`): `_timer { si_tid, si_overrun, si_sigval }`.
+    pub fn timer(signo: u8, timer_id: i32, overrun: i32, value: u64) -> Self {
+        let mut s = Self::new(signo, SI_TIMER);
+        put_u32(&mut s.0, 16, timer_id as u32);
+        put_u32(&mut s.0, 20, overrun as u32);
+        put_u64(&mut s.0, 24, value);
+        s
+    }
+    /// A CPU fault: `_sigfault { si_addr }`.
+    pub fn fault(signo: u8, code: i32, addr: u64) -> Self {
+        let mut s = Self::new(signo, code);
+        put_u64(&mut s.0, 16, addr);
+        s
+    }
+    pub fn signo(&self) -> u8 {
+        get_u32(&self.0, 0) as u8
+    }
+    pub fn code(&self) -> i32 {
+        get_u32(&self.0, 8) as i32
+    }
+    pub fn set_signo(&mut self, signo: u8) {
+        put_u32(&mut self.0, 0, signo as u32);
+    }
+    /// `si_overrun` of a timer signal.
+    pub fn set_overrun(&mut self, overrun: i32) {
+        put_u32(&mut self.0, 20, overrun as u32);
+    }
+}
+
+impl Layout for SigInfo {
+    const SIZE: usize = 128;
+}
+impl ToUser for SigInfo {
+    fn encode(&self, out: &mut [u8]) {
+        out.copy_from_slice(&self.0);
+    }
+}
+impl FromUser for SigInfo {
+    fn decode(b: &[u8]) -> Self {
+        let mut a = [0u8; SigInfo::SIZE];
+        a.copy_from_slice(&b[..SigInfo::SIZE]);
+        SigInfo(a)
+    }
+}
+
+/// `struct sigevent` (64 bytes): value, signo, notify, then the thread id for `SIGEV_THREAD_ID`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sigevent {
+    pub value: u64,
+    pub signo: i32,
+    pub notify: i32,
+    pub thread_id: i32,
+}
+
+pub const SIGEV_SIGNAL: i32 = 0;
+pub const SIGEV_NONE: i32 = 1;
+pub const SIGEV_THREAD: i32 = 2;
+pub const SIGEV_THREAD_ID: i32 = 4;
+
+impl Layout for Sigevent {
+    const SIZE: usize = 64;
+}
+impl FromUser for Sigevent {
+    fn decode(b: &[u8]) -> Self {
+        Sigevent {
+            value: get_u64(b, 0),
+            signo: get_u32(b, 8) as i32,
+            notify: get_u32(b, 12) as i32,
+            thread_id: get_u32(b, 16) as i32,
+        }
+    }
+}
+
+/// `struct itimerspec`: the interval first, then the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Itimerspec {
+    pub interval: Timespec,
+    pub value: Timespec,
+}
+
+impl Layout for Itimerspec {
+    const SIZE: usize = 32;
+}
+impl ToUser for Itimerspec {
+    fn encode(&self, out: &mut [u8]) {
+        self.interval.encode(&mut out[0..16]);
+        self.value.encode(&mut out[16..32]);
+    }
+}
+impl FromUser for Itimerspec {
+    fn decode(b: &[u8]) -> Self {
+        Itimerspec {
+            interval: Timespec::decode(&b[0..16]),
+            value: Timespec::decode(&b[16..32]),
+        }
+    }
+}
+
+/// `struct itimerval` (setitimer): the interval first, then the value, in timevals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Itimerval {
+    pub interval: Timeval,
+    pub value: Timeval,
+}
+
+impl Timeval {
+    /// Nanoseconds, or `None` if not a valid timeval (negative or `usec` outside `0..1e6`).
+    pub fn to_ns(self) -> Option<u64> {
+        if self.sec < 0 || !(0..1_000_000).contains(&self.usec) {
+            return None;
+        }
+        Some((self.sec as u64).saturating_mul(NSEC_PER_SEC).saturating_add(self.usec as u64 * 1000))
+    }
+}
+
+impl FromUser for Timeval {
+    fn decode(b: &[u8]) -> Self {
+        Timeval { sec: get_i64(b, 0), usec: get_i64(b, 8) }
+    }
+}
+
+impl Layout for Itimerval {
+    const SIZE: usize = 32;
+}
+impl ToUser for Itimerval {
+    fn encode(&self, out: &mut [u8]) {
+        self.interval.encode(&mut out[0..16]);
+        self.value.encode(&mut out[16..32]);
+    }
+}
+impl FromUser for Itimerval {
+    fn decode(b: &[u8]) -> Self {
+        Itimerval {
+            interval: Timeval::decode(&b[0..16]),
+            value: Timeval::decode(&b[16..32]),
+        }
+    }
+}
+
+/// Little-endian field access for code that lays out bigger structures by offset (the
+/// signal frame).
+pub(crate) mod bytes {
+    pub fn put_u64(out: &mut [u8], off: usize, v: u64) {
+        super::put_u64(out, off, v)
+    }
+    pub fn put_u32(out: &mut [u8], off: usize, v: u32) {
+        super::put_u32(out, off, v)
+    }
+    pub fn put_u16(out: &mut [u8], off: usize, v: u16) {
+        super::put_u16(out, off, v)
+    }
+    pub fn get_u64(b: &[u8], off: usize) -> u64 {
+        super::get_u64(b, off)
+    }
+    pub fn get_u32(b: &[u8], off: usize) -> u32 {
+        super::get_u32(b, off)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,13 +25,21 @@ mod limits;
 mod mem;
 mod process_info;
 mod signal;
+mod signal_frame;
 mod thread;
 mod time;
+mod timer;
 
+#[cfg(test)]
+mod sched_tests;
+#[cfg(test)]
+mod signal_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod thread_tests;
+#[cfg(test)]
+mod timer_tests;
 
 use alloc::string::String;
 use core::fmt::Write as _;
@@ -41,7 +49,9 @@ use crate::platform::Platform;
 use crate::process::{Process, SyscallOutcome, Thread, Tid, WakeReason};
 
 pub use limits::Rlimits;
-pub use signal::SignalState;
+pub use process_info::PrctlState;
+pub use signal::{SignalState, ThreadSignals};
+pub use timer::TimerState;
 pub use table::{Status, SyscallInfo, TABLE};
 
 /// What a handler hands back to the dispatcher when returning a value is not the only option.
@@ -166,6 +176,14 @@ pub fn dispatch<P: Platform>(
     let info = table::info(nr);
     let name = info.map_or("unknown", |i| i.name);
     let resumed = process.threads.get_mut(&tid).and_then(|t| t.wake.take());
+    if resumed.is_none()
+        && let Some(t) = process.threads.get_mut(&tid)
+        && t.sig.restart.take().is_some()
+    {
+        // A restart code the kernel never handed to `deliver_signal`: this is a new call,
+        // not the continuation of the interrupted one.
+        t.deadline = None;
+    }
     let mut ctx = Ctx { process, platform, tid, resumed };
     let (result, args_text) = match table::invoke(nr, &mut ctx, &raw) {
         Some(Ok(invoked)) => (invoked.reply, invoked.args),
@@ -191,10 +209,26 @@ pub fn dispatch<P: Platform>(
     if log::log_enabled!(log::Level::Trace) {
         trace_line(name, nr, &raw, args_text, &result);
     }
-    if !matches!(result, Ok(Reply::Block { .. })) {
-        // The call is complete: forget the deadline it may have blocked with.
-        if let Some(t) = ctx.process.threads.get_mut(&tid) {
-            t.deadline = None;
+    match result {
+        Ok(Reply::Block { .. }) => {
+            // A signal that arrived before the thread parks must not be slept through: the
+            // wait ends at once and the re-run call sees `Interrupted`.
+            if ctx.process.should_interrupt(tid) {
+                ctx.process.end_wait(tid, WakeReason::Interrupted);
+            }
+        }
+        Err(code) if signal::is_restart_code(code.as_return() as u64).is_some() => {
+            // Interrupted by a signal: delivery decides between restart and EINTR, and keeps
+            // the deadline when the call goes on where it stopped.
+            if let Some(t) = ctx.process.threads.get_mut(&tid) {
+                t.sig.restart = Some((nr, code));
+            }
+        }
+        _ => {
+            // The call is complete: forget the deadline it may have blocked with.
+            if let Some(t) = ctx.process.threads.get_mut(&tid) {
+                t.deadline = None;
+            }
         }
     }
     match result {

@@ -8,6 +8,7 @@
 use alloc::vec::Vec;
 
 use super::args::{UserPtr, flags_arg};
+use super::signal::{ERESTART_RESTARTBLOCK, ERESTARTSYS};
 use super::linux::Timespec;
 use super::{Ctx, Reply};
 use crate::errno::Errno;
@@ -338,13 +339,20 @@ pub fn sys_futex<P: Platform>(
             match ctx.resumed {
                 Some(WakeReason::Woken) => return Ok(Reply::Value(0)),
                 Some(WakeReason::TimedOut) => return Err(Errno::ETIMEDOUT),
-                Some(WakeReason::Interrupted) => return Err(Errno::EINTR),
+                // As Linux: without a timeout the wait restarts under SA_RESTART; with one it
+                // is EINTR after a handler and otherwise goes on to the same deadline.
+                Some(WakeReason::Interrupted) if timeout == 0 => return Err(ERESTARTSYS),
+                Some(WakeReason::Interrupted) => return Err(ERESTART_RESTARTBLOCK),
                 None => {}
             }
             if read_futex(ctx, uaddr)? != val {
                 return Err(Errno::EAGAIN);
             }
-            let deadline = futex_deadline(ctx, timeout, op == FUTEX_WAIT_BITSET, realtime)?;
+            // A wait restarted after a signal keeps the deadline it first chose.
+            let deadline = match ctx.deadline() {
+                Some(d) => Some(d),
+                None => futex_deadline(ctx, timeout, op == FUTEX_WAIT_BITSET, realtime)?,
+            };
             if deadline.is_some_and(|d| d <= ctx.platform.monotonic_ns()) {
                 return Err(Errno::ETIMEDOUT);
             }

@@ -1,5 +1,10 @@
 //! Clocks and sleeping.
+//!
+//! A sleep interrupted by a signal returns a restart code: a relative sleep
+//! `ERESTART_RESTARTBLOCK` (EINTR with the time left in `rem` if a handler runs, otherwise it
+//! sleeps on to the same deadline), an absolute one `ERESTARTNOHAND`, as Linux.
 
+use super::signal::{ERESTART_RESTARTBLOCK, ERESTARTNOHAND};
 use super::{Ctx, Reply};
 use super::args::{UserPtr, enum_arg, flags_arg};
 use super::linux::{Timespec, Timeval, Timezone};
@@ -31,7 +36,6 @@ impl ClockId {
     fn now_ns<P: Platform>(self, platform: &P) -> u64 {
         match self {
             ClockId::Realtime | ClockId::RealtimeCoarse => platform.realtime_ns(),
-            // One process, never descheduled for another app: its CPU time is close to uptime.
             _ => platform.monotonic_ns(),
         }
     }
@@ -42,7 +46,13 @@ pub fn sys_clock_gettime<P: Platform>(
     clock: ClockId,
     tp: UserPtr<Timespec>,
 ) -> Result<usize, Errno> {
-    ctx.write(tp, &Timespec::from_ns(clock.now_ns(ctx.platform)))?;
+    let ns = match clock {
+        // Accounted CPU time ([`crate::process::Process::account`]).
+        ClockId::ProcessCputime => ctx.process.cpu_ns(ctx.platform, None),
+        ClockId::ThreadCputime => ctx.process.cpu_ns(ctx.platform, Some(ctx.tid)),
+        _ => clock.now_ns(ctx.platform),
+    };
+    ctx.write(tp, &Timespec::from_ns(ns))?;
     Ok(0)
 }
 
@@ -91,16 +101,24 @@ pub fn sys_nanosleep<P: Platform>(
             ctx.platform.monotonic_ns().saturating_add(ns)
         }
     };
-    sleep_until(ctx, deadline, rem)
+    sleep_until(ctx, deadline, rem, false)
 }
 
-/// Blocks until `deadline` (monotonic ns). Interrupted by a signal: EINTR, with the time left
-/// written to `rem` when given.
-fn sleep_until<P: Platform>(ctx: &mut Ctx<'_, P>, deadline: u64, rem: UserPtr<Timespec>) -> Result<Reply, Errno> {
+/// Blocks until `deadline` (monotonic ns). Interrupted by a signal: the time left goes to
+/// `rem` (when given) and the call returns a restart code (see the module docs).
+fn sleep_until<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    deadline: u64,
+    rem: UserPtr<Timespec>,
+    absolute: bool,
+) -> Result<Reply, Errno> {
     let now = ctx.platform.monotonic_ns();
     if ctx.resumed == Some(WakeReason::Interrupted) {
+        if absolute {
+            return Err(ERESTARTNOHAND);
+        }
         ctx.write_opt(rem, &Timespec::from_ns(deadline.saturating_sub(now)))?;
-        return Err(Errno::EINTR);
+        return Err(ERESTART_RESTARTBLOCK);
     }
     if now >= deadline {
         return Ok(Reply::Value(0));
@@ -146,5 +164,5 @@ pub fn sys_clock_nanosleep<P: Platform>(
         }
     };
     // An absolute sleep never reports a remainder.
-    sleep_until(ctx, deadline, if absolute { UserPtr::new(0) } else { rem })
+    sleep_until(ctx, deadline, if absolute { UserPtr::new(0) } else { rem }, absolute)
 }
