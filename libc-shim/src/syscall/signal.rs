@@ -308,18 +308,18 @@ impl Process {
             self.timers.mark_queued(id);
         }
         let thread = &self.threads[&dest];
-        if self.signals.fatal(sig) && (sig == SIGKILL || thread.sig.mask & b == 0) {
-            return Some(sig);
-        }
-        if thread.blocked && wants(thread, sig) {
-            let reason = if thread.sig.sigwait & b != 0 {
+        let fatal = self.signals.fatal(sig) && (sig == SIGKILL || thread.sig.mask & b == 0);
+        if thread.blocked && (fatal || wants(thread, sig)) {
+            // Also when fatal: a timer's signal has no sender to end the process, so the
+            // parked thread must run to have it delivered (and die).
+            let reason = if !fatal && thread.sig.sigwait & b != 0 {
                 WakeReason::Woken
             } else {
                 WakeReason::Interrupted
             };
             self.end_wait(dest, reason);
         }
-        None
+        fatal.then_some(sig)
     }
 
     /// The thread a process-directed `sig` goes to: the main thread if it takes it, else a

@@ -62,7 +62,11 @@ fn alarm_sends_sigalrm_at_its_deadline() {
     assert_eq!(t.p.next_timer(), Some(now + 300 * MS + 5 * SEC));
     t.p.run_timers(now + 5 * SEC);
     assert!(!t.p.signal_pending(1), "not due yet");
+    // The only thread sleeps in pause(): the fatal SIGALRM must still wake it.
+    assert!(matches!(t.sys(1, 34, &[]), SyscallOutcome::Block { .. }));
     t.p.run_timers(now + 300 * MS + 5 * SEC);
+    assert_eq!(t.p.take_woken(), vec![1]);
+    assert_eq!(t.ret(1, 34, &[]), -514);
     assert!(t.p.signal_pending(1));
     assert_eq!(t.p.next_timer(), None, "one-shot");
     let mut regs = regs_at(STACK_TOP - 0x1000, AFTER_SYSCALL, 0);
