@@ -2,12 +2,11 @@
 //! [`KernelPlatform`] through which the Linux personality (`libc-shim`) reaches the hardware.
 
 use alloc::string::String;
-use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use libc_shim::image::Payload;
-use libc_shim::mm::Mm;
-use libc_shim::process::{Process, SyscallOutcome};
+use libc_shim::mm::{Commit, Mm};
+use libc_shim::process::Process;
 use libc_shim::{Errno, Platform, Prot};
 use spin::{Mutex, Once};
 
@@ -194,51 +193,32 @@ impl Platform for KernelPlatform {
     }
 }
 
-/// Called by the syscall entry stub for every syscall the app makes.
-pub fn syscall(nr: u64, args: [u64; 6]) -> i64 {
-    const TID: libc_shim::process::Tid = Process::PID;
-    loop {
-        let outcome = {
-            let mut guard = APP.lock();
-            let app = guard.as_mut().expect("syscall before the app started");
-            app.process.syscall(&KernelPlatform, TID, nr, args)
-        };
-        match outcome {
-            SyscallOutcome::Return(value) => return value,
-            SyscallOutcome::Yield => return 0,
-            SyscallOutcome::Block { deadline: Some(deadline) } => {
-                KernelPlatform.sleep_until_ns(deadline);
-                let mut guard = APP.lock();
-                let app = guard.as_mut().expect("app");
-                app.process.time_out(TID);
-                app.process.take_woken();
-            }
-            SyscallOutcome::Block { deadline: None } => {
-                crate::boot_error(format_args!("deadlock: the app's only thread waits forever (syscall {nr})"))
-            }
-            SyscallOutcome::Spawn { .. } | SyscallOutcome::ThreadExit | SyscallOutcome::SigReturn => {
-                crate::boot_error(format_args!("threads are not scheduled yet (syscall {nr})"))
-            }
-            SyscallOutcome::Exit { status, signal } => {
-                if let Some(sig) = signal {
-                    let name = crate::fault::signal_name(sig);
-                    let _ = core::fmt::Write::write_fmt(
-                        &mut crate::fault::Console,
-                        format_args!("kiln: the app was terminated by {name} ({sig}); exit status {status}\n"),
-                    );
-                } else {
-                    log::info!("app exited with status {status}");
-                }
-                exit::exit_vm(status)
-            }
-        }
-    }
+/// Runs `f` on the process, with its lock held.
+pub fn with_process<R>(f: impl FnOnce(&mut Process) -> R) -> R {
+    let mut guard = APP.lock();
+    f(&mut guard.as_mut().expect("the app has started").process)
+}
+
+/// The process was killed by `signal`: say so on the error console and end the VM.
+pub fn terminated_by_signal(status: u8, signal: u8) -> ! {
+    let name = crate::fault::signal_name(signal);
+    let _ = core::fmt::Write::write_fmt(
+        &mut crate::fault::Console,
+        format_args!("kiln: the app was terminated by {name} ({signal}); exit status {status}\n"),
+    );
+    exit::exit_vm(status)
 }
 
 /// Commits the page at `addr` if the app's first touch of a lazy mapping faulted there.
-pub fn fault_in(addr: u64, access: Prot) -> bool {
+pub fn fault_in(addr: u64, access: Prot) -> Commit {
+    let Some(guard) = APP.try_lock() else { return Commit::NotMine };
+    guard.as_ref().map_or(Commit::NotMine, |app| app.process.mm.fault_in(&KernelPlatform, addr, access))
+}
+
+/// Whether `addr` lies in one of the app's mappings (whatever its protection).
+pub fn is_mapped(addr: u64) -> bool {
     let Some(guard) = APP.try_lock() else { return false };
-    guard.as_ref().is_some_and(|app| app.process.mm.fault_in(&KernelPlatform, addr, access))
+    guard.as_ref().is_some_and(|app| app.process.mm.vma_at(addr).is_some())
 }
 
 /// `<symbol+0xoff>` for an app address, when the program has a symbol table.
@@ -303,40 +283,5 @@ pub fn start(payload: &'static [u8]) -> ! {
         loaded.load_bias
     );
     *APP.lock() = Some(App { process: Process::new(mm, payload.app_path), elf: payload.app_elf, load_bias: loaded.load_bias });
-    enter(loaded.entry, loaded.stack_pointer)
-}
-
-/// Jumps to the app's entry point with the register state Linux gives a new process: rsp at
-/// argc, every other register zero (rdx = 0: no atexit function), interrupts enabled.
-fn enter(entry: u64, rsp: u64) -> ! {
-    // SAFETY: `entry` and `rsp` come from the loader: mapped executable code and the
-    // prepared initial stack. IRETQ loads rip, rflags and rsp at once and never returns.
-    unsafe {
-        asm!(
-            "push 0x10",
-            "push {rsp}",
-            "push 0x202",
-            "push 0x08",
-            "push {entry}",
-            "xor eax, eax",
-            "xor ebx, ebx",
-            "xor ecx, ecx",
-            "xor edx, edx",
-            "xor esi, esi",
-            "xor edi, edi",
-            "xor ebp, ebp",
-            "xor r8d, r8d",
-            "xor r9d, r9d",
-            "xor r10d, r10d",
-            "xor r11d, r11d",
-            "xor r12d, r12d",
-            "xor r13d, r13d",
-            "xor r14d, r14d",
-            "xor r15d, r15d",
-            "iretq",
-            entry = in(reg) entry,
-            rsp = in(reg) rsp,
-            options(noreturn)
-        )
-    }
+    crate::sched::start(Process::PID, loaded.entry, loaded.stack_pointer)
 }

@@ -34,6 +34,43 @@ pub fn signal_for(vector: u64) -> (u8, &'static str) {
     }
 }
 
+/// The app touched memory it had mapped but no page frame is left: Linux's OOM killer would
+/// send SIGKILL. Report it as such (status 137) and say how to fix it.
+fn out_of_memory(frame: &TrapFrame, addr: u64) -> ! {
+    let (total, free) = libc_shim::Platform::memory_stats(&crate::app::KernelPlatform);
+    let _ = writeln!(
+        Console,
+        "kiln: out of memory: the app touched {addr:#x} (rip {:#x} {}) with {} KiB of {} MiB free; give the VM more with --mem",
+        frame.rip,
+        crate::app::symbolize(frame.rip),
+        free >> 10,
+        total >> 20
+    );
+    let _ = writeln!(Console, "kiln: the app was killed (SIGKILL); exit status 137");
+    crate::drivers::exit::exit_vm(137)
+}
+
+/// `si_code` as Linux reports it for the exception.
+fn si_code(frame: &TrapFrame, fault_addr: Option<u64>) -> i32 {
+    const SI_KERNEL: i32 = 0x80;
+    match frame.vector {
+        // SEGV_ACCERR for a protection violation on a present page, SEGV_MAPERR otherwise
+        // (a PROT_NONE page is mapped as not-present but is an access error for the app).
+        14 => {
+            let present = frame.error_code & 1 != 0;
+            let in_mapping = fault_addr.is_some_and(crate::app::is_mapped);
+            if present || in_mapping { 2 } else { 1 }
+        }
+        0 => 1,      // FPE_INTDIV
+        16 | 19 => 0, // refined by the MXCSR/FSW in a later version; FPE_FLTINV needs decoding
+        6 => 2,      // ILL_ILLOPN
+        3 => 1,      // TRAP_BRKPT (int3)
+        1 => 2,      // TRAP_TRACE
+        17 => 1,     // BUS_ADRALN
+        _ => SI_KERNEL,
+    }
+}
+
 pub fn signal_name(sig: u8) -> &'static str {
     match sig {
         4 => "SIGILL",
@@ -85,12 +122,18 @@ pub fn exception(frame: &mut TrapFrame) {
             } else {
                 libc_shim::Prot::READ
             };
-            if crate::app::fault_in(addr, access) {
-                return;
+            match crate::app::fault_in(addr, access) {
+                libc_shim::mm::Commit::Done => return,
+                libc_shim::mm::Commit::NotMine => {}
+                libc_shim::mm::Commit::OutOfMemory => out_of_memory(frame, addr),
             }
         }
     }
     let (sig, what) = signal_for(frame.vector);
+    let fault = libc_shim::process::Fault { signal: sig, code: si_code(frame, fault_addr), addr: fault_addr.unwrap_or(frame.rip) };
+    if crate::sched::app_fault(frame, fault) {
+        return;
+    }
     let mut out = Console;
     let _ = writeln!(out, "kiln: the app crashed: {} ({})", signal_name(sig), what);
     if let Some(addr) = fault_addr {

@@ -14,6 +14,7 @@ mod fault;
 mod logger;
 mod mm;
 mod pvh;
+mod sched;
 
 use core::fmt::Write;
 

@@ -151,24 +151,25 @@ impl Mm {
     }
 
     /// Commits the page holding `addr` when it lies in a lazy record whose protection allows
-    /// `access` and is not backed yet. `true` means the faulting access can be retried; `false`
-    /// that the fault is the app's (a real SIGSEGV), or that memory ran out.
-    pub fn fault_in<P: Platform>(&self, platform: &P, addr: u64, access: Prot) -> bool {
+    /// `access` and is not backed yet ([`Commit::Done`]: retry the access). [`Commit::NotMine`]
+    /// means the fault is the app's (a real SIGSEGV); [`Commit::OutOfMemory`] that the page
+    /// was the app's to touch but no frame is left.
+    pub fn fault_in<P: Platform>(&self, platform: &P, addr: u64, access: Prot) -> Commit {
         let page = addr & !(PAGE_SIZE - 1);
         let Some((_, vma)) = self.vmas.range(..=page).next_back() else {
-            return false;
+            return Commit::NotMine;
         };
         if !vma.lazy || vma.end <= page || !effective(vma.prot).contains(access) || vma.prot.is_empty() {
-            return false;
+            return Commit::NotMine;
         }
         if self.committed.borrow().contains(&page) {
-            return false;
+            return Commit::NotMine;
         }
         if platform.map_zeroed(page, PAGE_SIZE, vma.prot).is_err() {
-            return false;
+            return Commit::OutOfMemory;
         }
         self.committed.borrow_mut().insert(page);
-        true
+        Commit::Done
     }
 
     /// Backs every not-yet-committed page of lazy records in `[addr, addr+len)`, so that the
@@ -368,6 +369,17 @@ impl Mm {
     }
 }
 
+/// What [`Mm::fault_in`] did about a page fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// The page is backed now: retry the access.
+    Done,
+    /// Not a lazy page waiting for its first touch: the app's own fault.
+    NotMine,
+    /// A lazy page, but memory is exhausted.
+    OutOfMemory,
+}
+
 /// Where an anonymous mapping may go (the decoded MAP_FIXED / MAP_FIXED_NOREPLACE / hint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
@@ -424,8 +436,42 @@ impl Mm {
                 }
             }
         };
-        self.map_fixed(platform, addr, len, prot, VmaKind::Anonymous)?;
+        // Linux's heuristic overcommit: refuse what could never fit, commit the rest on touch.
+        let (total, _) = platform.memory_stats();
+        if len > total {
+            return Err(Errno::ENOMEM);
+        }
+        self.reserve(platform, addr, len, prot, VmaKind::Anonymous)?;
         Ok(addr)
+    }
+
+    /// madvise(MADV_DONTNEED/FREE/REMOVE): the range reads as zeros afterwards. Committed pages
+    /// of lazy mappings are given back (the next touch gets a fresh zeroed page); eagerly
+    /// mapped pages (program, heap) are zeroed in place.
+    pub fn discard<P: Platform>(&mut self, platform: &P, addr: u64, len: u64) -> Result<(), Errno> {
+        let end = checked_range(addr, len)?;
+        let pieces: alloc::vec::Vec<(u64, u64, bool)> = self
+            .vmas
+            .range(..end)
+            .rev()
+            .take_while(|(_, v)| v.end > addr)
+            .map(|(&s, v)| (s.max(addr), v.end.min(end), v.lazy))
+            .collect();
+        let zero = [0u8; PAGE_SIZE as usize];
+        for (start, stop, lazy) in pieces {
+            let mut page = start;
+            while page < stop {
+                if lazy {
+                    if self.committed.borrow_mut().remove(&page) {
+                        platform.unmap(page, PAGE_SIZE);
+                    }
+                } else {
+                    platform.write_app(page, &zero)?;
+                }
+                page += PAGE_SIZE;
+            }
+        }
+        Ok(())
     }
 
     /// munmap: unmaps pages (splitting records), returns frames. `EINVAL` for unaligned/zero.
@@ -494,10 +540,14 @@ mod tests {
     /// Records and the fake's page table describe the same pages with the same protection.
     fn assert_in_sync(mm: &Mm, fake: &FakePlatform) {
         let mut recorded = Vec::new();
-        for (s, e, p, _) in mm.vmas() {
+        for (&s, v) in &mm.vmas {
+            let (e, p) = (v.end, v.prot);
             assert!(s < e && is_aligned(s) && is_aligned(e));
             for page in (s..e).step_by(P as usize) {
-                recorded.push((page, p));
+                // Lazy records are backed only where touched.
+                if !v.lazy || mm.committed.borrow().contains(&page) {
+                    recorded.push((page, p));
+                }
             }
         }
         let mapped: Vec<(u64, Prot)> = fake
@@ -675,14 +725,16 @@ mod tests {
             mm.mmap_anonymous(&fake, Placement::FixedNoReplace(a + P), 2 * P, RW),
             Err(Errno::EEXIST)
         );
+        mm.populate(&fake, a, 1).unwrap();
         fake.write_app(a, b"x").unwrap();
         assert_eq!(
             mm.mmap_anonymous(&fake, Placement::Fixed(a), P, Prot::READ),
             Ok(a)
         );
         let mut buf = [9u8];
+        mm.populate(&fake, a, 1).unwrap();
         fake.read_app(a, &mut buf).unwrap();
-        assert_eq!(buf, [0]);
+        assert_eq!(buf, [0], "MAP_FIXED replaced the old page with a fresh one");
         assert_eq!(
             mm.mmap_anonymous(&fake, Placement::Fixed(a + 1), P, RW),
             Err(Errno::EINVAL)
@@ -723,20 +775,24 @@ mod tests {
         );
         mm.vmas.clear();
 
+        // Anonymous memory is committed on touch (Linux's overcommit): mmap succeeds without
+        // frames, touching fails; more than all of RAM is refused at once.
         fake.frames_left.set(2);
         let a = mm
             .mmap_anonymous(&fake, Placement::Hint(0), 2 * P, RW)
             .unwrap();
+        mm.populate(&fake, a, 2 * P).unwrap();
+        let b = mm.mmap_anonymous(&fake, Placement::Hint(0), P, RW).unwrap();
+        assert_eq!(mm.populate(&fake, b, P), Err(Errno::ENOMEM));
+        assert_eq!(mm.fault_in(&fake, b, Prot::WRITE), Commit::OutOfMemory);
         assert_eq!(
-            mm.mmap_anonymous(&fake, Placement::Hint(0), P, RW),
+            mm.mmap_anonymous(&fake, Placement::Hint(0), fake.memory_stats().0 + P, RW),
             Err(Errno::ENOMEM)
         );
+        mm.munmap(&fake, b, P).unwrap();
         assert_in_sync(&mm, &fake);
-        // A failed MAP_FIXED over an existing mapping leaves both sides agreeing.
-        assert_eq!(
-            mm.mmap_anonymous(&fake, Placement::Fixed(a), 3 * P, RW),
-            Err(Errno::ENOMEM)
-        );
+        // MAP_FIXED over an existing mapping needs no frames until touched.
+        assert_eq!(mm.mmap_anonymous(&fake, Placement::Fixed(a), 3 * P, RW), Ok(a));
         assert_in_sync(&mm, &fake);
     }
 
@@ -859,15 +915,15 @@ mod tests {
         assert!(fake.pages.borrow().is_empty(), "reserving spends no frames");
         assert!(mm.check_access(base, 16 * P, RW).is_ok(), "the range is the app's to use");
         // A fault inside commits exactly that page, once.
-        assert!(mm.fault_in(&fake, base + 3 * P + 17, Prot::WRITE));
+        assert_eq!(mm.fault_in(&fake, base + 3 * P + 17, Prot::WRITE), Commit::Done);
         assert_eq!(fake.prot_of(base + 3 * P), Some(RW));
         assert_eq!(fake.pages.borrow().len(), 1);
-        assert!(!mm.fault_in(&fake, base + 3 * P, Prot::WRITE), "an already backed page is a real fault");
+        assert_eq!(mm.fault_in(&fake, base + 3 * P, Prot::WRITE), Commit::NotMine, "an already backed page is a real fault");
         // Outside any record, or an access the protection forbids: the app's fault.
-        assert!(!mm.fault_in(&fake, base + 16 * P, Prot::READ));
+        assert_eq!(mm.fault_in(&fake, base + 16 * P, Prot::READ), Commit::NotMine);
         mm.protect(&fake, base + 8 * P, P, Prot::READ).unwrap();
-        assert!(!mm.fault_in(&fake, base + 8 * P, Prot::WRITE));
-        assert!(mm.fault_in(&fake, base + 8 * P, Prot::READ));
+        assert_eq!(mm.fault_in(&fake, base + 8 * P, Prot::WRITE), Commit::NotMine);
+        assert_eq!(mm.fault_in(&fake, base + 8 * P, Prot::READ), Commit::Done);
         assert_eq!(fake.prot_of(base + 8 * P), Some(Prot::READ));
         // populate backs what a syscall is about to copy, keeping committed pages' contents.
         fake.write_app(base + 3 * P, b"keep").unwrap();
@@ -879,9 +935,9 @@ mod tests {
         // munmap forgets committed pages: a new touch gets a fresh zeroed page.
         mm.munmap(&fake, base, 16 * P).unwrap();
         assert!(fake.pages.borrow().is_empty());
-        assert!(!mm.fault_in(&fake, base + 3 * P, Prot::WRITE));
+        assert_eq!(mm.fault_in(&fake, base + 3 * P, Prot::WRITE), Commit::NotMine);
         mm.reserve(&fake, base, 16 * P, RW, VmaKind::Stack).unwrap();
-        assert!(mm.fault_in(&fake, base + 3 * P, Prot::WRITE));
+        assert_eq!(mm.fault_in(&fake, base + 3 * P, Prot::WRITE), Commit::Done);
         fake.read_app(base + 3 * P, &mut b).unwrap();
         assert_eq!(b, [0; 4]);
     }
@@ -893,6 +949,6 @@ mod tests {
         mm.reserve(&fake, 0x7000_0000, 8 * P, RW, VmaKind::Stack).unwrap();
         fake.frames_left.set(2);
         assert_eq!(mm.populate(&fake, 0x7000_0000, 8 * P), Err(Errno::ENOMEM));
-        assert!(!mm.fault_in(&fake, 0x7000_0000 + 7 * P, Prot::READ), "no frames: the fault stands");
+        assert_eq!(mm.fault_in(&fake, 0x7000_0000 + 7 * P, Prot::READ), Commit::OutOfMemory);
     }
 }

@@ -19,8 +19,6 @@ const REG_DIVIDE: u64 = 0x3E0;
 static BASE: AtomicU64 = AtomicU64::new(0);
 /// Timer ticks per millisecond (divide by 1), measured against the TSC.
 static TICKS_PER_MS: AtomicU64 = AtomicU64::new(0);
-/// Timer interrupts taken (for diagnostics and tests).
-pub static TIMER_FIRED: AtomicU64 = AtomicU64::new(0);
 
 fn write(reg: u64, value: u32) {
     let base = BASE.load(Ordering::Relaxed);
@@ -72,9 +70,9 @@ pub fn arm_oneshot(ns: u64) {
     write(REG_INITIAL, ticks);
 }
 
-pub fn timer_interrupt() {
-    TIMER_FIRED.fetch_add(1, Ordering::Relaxed);
-    eoi();
+/// Stops a pending one-shot.
+pub fn disarm() {
+    write(REG_INITIAL, 0);
 }
 
 pub fn eoi() {

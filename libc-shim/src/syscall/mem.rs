@@ -96,10 +96,15 @@ pub fn sys_mmap<P: Platform>(
     if matches!(at, Placement::Fixed(a) | Placement::FixedNoReplace(a) if !page_aligned(a)) {
         return Err(Errno::EINVAL);
     }
-    ctx.process
-        .mm
-        .mmap_anonymous(ctx.platform, at, len, prot.prot())
-        .map(|a| a as usize)
+    let addr = ctx.process.mm.mmap_anonymous(ctx.platform, at, len, prot.prot())?;
+    if flags.contains(MapFlags::POPULATE) {
+        // Commit now rather than on first touch; failing that, undo the mapping.
+        if let Err(e) = ctx.process.mm.populate(ctx.platform, addr, len) {
+            ctx.process.mm.munmap(ctx.platform, addr, len)?;
+            return Err(e);
+        }
+    }
+    Ok(addr as usize)
 }
 
 pub fn sys_munmap<P: Platform>(ctx: &mut Ctx<'_, P>, addr: u64, len: u64) -> Result<usize, Errno> {
@@ -173,15 +178,8 @@ pub fn sys_madvise<P: Platform>(
         .check_access(addr, len, Prot::empty())
         .map_err(|_| Errno::ENOMEM)?;
     if advice == Advice::Discard {
-        // Zeroing in place keeps each page's protection and gives the app exactly what
-        // Linux promises for private anonymous memory: zero-fill on next access.
-        let zero = vec![0u8; PAGE_SIZE as usize];
-        ctx.process.mm.populate(ctx.platform, addr, len)?;
-        let mut page = addr;
-        while page < addr + len {
-            ctx.platform.write_app(page, &zero)?;
-            page += PAGE_SIZE;
-        }
+        // Reads as zeros afterwards; lazily committed pages go back to the allocator.
+        ctx.process.mm.discard(ctx.platform, addr, len)?;
     }
     Ok(0)
 }
@@ -249,6 +247,7 @@ pub fn sys_mremap<P: Platform>(
     let new = mm.mmap_anonymous(ctx.platform, Placement::Hint(0), new_len, prot)?;
     let mut buf = vec![0u8; PAGE_SIZE as usize];
     mm.populate(ctx.platform, old, old_len)?;
+    mm.populate(ctx.platform, new, old_len.min(new_len))?;
     let mut off = 0;
     while off < old_len {
         ctx.platform.read_app(old + off, &mut buf)?;

@@ -207,7 +207,7 @@ pub fn dispatch<P: Platform>(
         }
     };
     if log::log_enabled!(log::Level::Trace) {
-        trace_line(name, nr, &raw, args_text, &result);
+        trace_line(tid, name, nr, &raw, args_text, &result);
     }
     match result {
         Ok(Reply::Block { .. }) => {
@@ -244,6 +244,7 @@ pub fn dispatch<P: Platform>(
 }
 
 fn trace_line(
+    tid: Tid,
     name: &str,
     nr: u64,
     raw: &[u64; 6],
@@ -258,16 +259,16 @@ fn trace_line(
         s
     });
     match result {
-        Ok(Reply::Value(v)) if *v > 0xffff => log::trace!("{name}({args}) = {v:#x}"),
-        Ok(Reply::Value(v)) => log::trace!("{name}({args}) = {v}"),
-        Ok(Reply::Block { deadline }) => log::trace!("{name}({args}) blocks (deadline {deadline:?})"),
-        Ok(Reply::Yield) => log::trace!("{name}({args}) yields"),
-        Ok(Reply::Spawn { child, .. }) => log::trace!("{name}({args}) = {child} (new thread)"),
-        Ok(Reply::ThreadExit) => log::trace!("{name}({args}): thread exits"),
-        Ok(Reply::SigReturn) => log::trace!("{name}({args}): returns from a signal handler"),
+        Ok(Reply::Value(v)) if *v > 0xffff => log::trace!("[{tid}] {name}({args}) = {v:#x}"),
+        Ok(Reply::Value(v)) => log::trace!("[{tid}] {name}({args}) = {v}"),
+        Ok(Reply::Block { deadline }) => log::trace!("[{tid}] {name}({args}) blocks (deadline {deadline:?})"),
+        Ok(Reply::Yield) => log::trace!("[{tid}] {name}({args}) yields"),
+        Ok(Reply::Spawn { child, .. }) => log::trace!("[{tid}] {name}({args}) = {child} (new thread)"),
+        Ok(Reply::ThreadExit) => log::trace!("[{tid}] {name}({args}): thread exits"),
+        Ok(Reply::SigReturn) => log::trace!("[{tid}] {name}({args}): returns from a signal handler"),
         Ok(Reply::Exit { status, signal }) => {
-            log::trace!("{name}({args}) = exit status {status} signal {signal:?}")
+            log::trace!("[{tid}] {name}({args}) = exit status {status} signal {signal:?}")
         }
-        Err(e) => log::trace!("{name}({args}) = -1 {} [nr {nr}]", e.name()),
+        Err(e) => log::trace!("[{tid}] {name}({args}) = -1 {} [nr {nr}]", e.name()),
     }
 }

@@ -127,11 +127,18 @@ impl T {
             }
         }
     }
+    /// The protection of the mapping holding `addr`, if any.
+    fn prot_at(&self, addr: u64) -> Option<Prot> {
+        self.p.mm.vma_at(addr).map(|(_, _, p, _)| p)
+    }
     fn put(&self, addr: u64, bytes: &[u8]) {
+        // Anonymous memory is committed on first touch: back it as the app's write would.
+        self.p.mm.populate(&self.fake, addr, bytes.len() as u64).unwrap();
         self.fake.write_app(addr, bytes).unwrap();
     }
     fn get(&self, addr: u64, len: usize) -> Vec<u8> {
         let mut b = vec![0u8; len];
+        self.p.mm.populate(&self.fake, addr, len as u64).unwrap();
         self.fake.read_app(addr, &mut b).unwrap();
         b
     }
@@ -260,9 +267,9 @@ fn every_syscall_leaves_one_trace_line() {
     t.call(nr::CLOSE, &[77]);
     let tr = traces();
     assert_eq!(tr.len(), 3);
-    assert_eq!(tr[0], std::format!("write(1, {SCRATCH:#x}, 2) = 2"));
-    assert_eq!(tr[1], "getpid() = 1");
-    assert_eq!(tr[2], "close(77) = -1 EBADF [nr 3]");
+    assert_eq!(tr[0], std::format!("[1] write(1, {SCRATCH:#x}, 2) = 2"));
+    assert_eq!(tr[1], "[1] getpid() = 1");
+    assert_eq!(tr[2], "[1] close(77) = -1 EBADF [nr 3]");
 }
 
 #[test]
@@ -801,7 +808,7 @@ fn mmap_anonymous_and_munmap() {
     assert!(a > 0, "{a}");
     let a = a as u64;
     assert_eq!(a % PAGE_SIZE, 0);
-    assert_eq!(t.fake.prot_of(a), Some(Prot::READ | Prot::WRITE));
+    assert_eq!(t.prot_at(a), Some(Prot::READ | Prot::WRITE));
     // MAP_FIXED over part of it, MAP_FIXED_NOREPLACE collides.
     assert_eq!(
         t.call(
@@ -817,7 +824,7 @@ fn mmap_anonymous_and_munmap() {
         ) as u64,
         a + PAGE_SIZE
     );
-    assert_eq!(t.fake.prot_of(a + PAGE_SIZE), Some(Prot::READ));
+    assert_eq!(t.prot_at(a + PAGE_SIZE), Some(Prot::READ));
     assert_eq!(
         t.call(
             nr::MMAP,
@@ -839,7 +846,7 @@ fn mmap_anonymous_and_munmap() {
     );
     assert!(s > 0);
     assert_eq!(t.call(nr::MUNMAP, &[a, 3 * PAGE_SIZE]), 0);
-    assert_eq!(t.fake.prot_of(a), None);
+    assert_eq!(t.prot_at(a), None);
     assert_eq!(t.call(nr::MUNMAP, &[a + 1, PAGE_SIZE]), err(Errno::EINVAL));
 }
 
@@ -902,7 +909,7 @@ fn mmap_errors() {
 fn mprotect_checks() {
     let mut t = setup();
     assert_eq!(t.call(nr::MPROTECT, &[SCRATCH, PAGE_SIZE, 1]), 0);
-    assert_eq!(t.fake.prot_of(SCRATCH), Some(Prot::READ));
+    assert_eq!(t.prot_at(SCRATCH), Some(Prot::READ));
     assert_eq!(
         t.call(nr::READ, &[0, SCRATCH, 1]),
         err(Errno::EFAULT),
@@ -935,7 +942,7 @@ fn madvise_dontneed_zeroes() {
         [9; 4],
         "outside the range is untouched"
     );
-    assert_eq!(t.fake.prot_of(SCRATCH), Some(Prot::READ | Prot::WRITE));
+    assert_eq!(t.prot_at(SCRATCH), Some(Prot::READ | Prot::WRITE));
     assert_eq!(
         t.call(nr::MADVISE, &[SCRATCH, PAGE_SIZE, 14]),
         0,
@@ -968,7 +975,7 @@ fn mremap_grows_shrinks_and_moves() {
         t.call(nr::MREMAP, &[a, 2 * PAGE_SIZE, PAGE_SIZE, 0, 0]) as u64,
         a
     );
-    assert_eq!(t.fake.prot_of(a + PAGE_SIZE), None);
+    assert_eq!(t.prot_at(a + PAGE_SIZE), None);
     // Block the page after it, then grow: must move.
     let b = t.call(
         nr::MMAP,
@@ -991,10 +998,10 @@ fn mremap_grows_shrinks_and_moves() {
     assert_ne!(c, a);
     assert_eq!(t.get(c, 7), b"keep me");
     assert_eq!(
-        t.fake.prot_of(c + 3 * PAGE_SIZE),
+        t.prot_at(c + 3 * PAGE_SIZE),
         Some(Prot::READ | Prot::WRITE)
     );
-    assert_eq!(t.fake.prot_of(a), None, "old mapping is gone");
+    assert_eq!(t.prot_at(a), None, "old mapping is gone");
     assert_eq!(
         t.call(nr::MREMAP, &[UNMAPPED, PAGE_SIZE, 2 * PAGE_SIZE, 1, 0]),
         err(Errno::EFAULT)

@@ -179,7 +179,7 @@ pub fn disable_pic() {
 extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         0..32 => crate::fault::exception(frame),
-        v if v == u64::from(crate::drivers::lapic::TIMER_VECTOR) => crate::drivers::lapic::timer_interrupt(),
+        v if v == u64::from(crate::drivers::lapic::TIMER_VECTOR) => crate::sched::timer_interrupt(frame),
         v if v == u64::from(crate::drivers::lapic::SPURIOUS_VECTOR) => {}
         32..48 => {} // a legacy PIC line that fired before it was masked
         _ => crate::drivers::lapic::eoi(),

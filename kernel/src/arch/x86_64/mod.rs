@@ -3,8 +3,10 @@
 
 pub mod boot;
 pub mod cpu;
+pub mod fpu;
 pub mod gdt;
 pub mod interrupts;
 pub mod percpu;
 pub mod port;
+pub mod resume;
 pub mod syscall;

@@ -103,6 +103,5 @@ pub fn init() {
 }
 
 extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
-    let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
-    frame.rax = crate::app::syscall(frame.rax, args) as u64;
+    crate::sched::syscall(frame);
 }
