@@ -320,7 +320,11 @@ fn park_current(regs: UserRegs, state: State, now: u64) -> Option<Tid> {
         }
         (tid, ran)
     };
-    app::with_process(|p| p.account(tid, ran));
+    let woken = app::with_process(|p| {
+        p.account(tid, ran);
+        p.take_woken()
+    });
+    SCHED.lock().make_runnable(&woken);
     Some(tid)
 }
 
@@ -331,11 +335,25 @@ pub fn syscall(frame: &mut SyscallFrame) {
     let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
     let tid = SCHED.lock().current.expect("a syscall comes from the current thread");
     let (outcome, woken) = app::with_process(|p| {
+        if nr == SYS_SIGALTSTACK {
+            // sigaltstack reports (and refuses changes) while the thread runs on it.
+            p.set_user_sp(tid, frame.rsp);
+        }
         let outcome = p.syscall(&KernelPlatform, tid, nr, args);
         (outcome, p.take_woken())
     });
-    SCHED.lock().make_runnable(&woken);
     let now = clock::monotonic_ns();
+    if let SyscallOutcome::Block { deadline } = outcome {
+        let mut regs = regs_from_syscall(frame);
+        // Re-run the same call when woken: back onto the syscall instruction, rax = nr.
+        regs.rip -= SYSCALL_INSN_LEN;
+        regs.rax = nr;
+        park_current(regs, State::Blocked { deadline }, now);
+        // Only now: the caller itself may be among the woken (a signal was already pending).
+        SCHED.lock().make_runnable(&woken);
+        schedule();
+    }
+    SCHED.lock().make_runnable(&woken);
     match outcome {
         SyscallOutcome::Return(value) => {
             frame.rax = value as u64;
@@ -357,14 +375,7 @@ pub fn syscall(frame: &mut SyscallFrame) {
                 schedule();
             }
         }
-        SyscallOutcome::Block { deadline } => {
-            let mut regs = regs_from_syscall(frame);
-            // Re-run the same call when woken: back onto the syscall instruction, rax = nr.
-            regs.rip -= SYSCALL_INSN_LEN;
-            regs.rax = nr;
-            park_current(regs, State::Blocked { deadline }, now);
-            schedule();
-        }
+        SyscallOutcome::Block { .. } => unreachable!("handled above"),
         SyscallOutcome::Spawn { child, stack, tls } => {
             let mut regs = regs_from_syscall(frame);
             regs.rax = 0;
@@ -421,6 +432,9 @@ pub fn syscall(frame: &mut SyscallFrame) {
         },
     }
 }
+
+/// sigaltstack's number: the only syscall that needs the caller's stack pointer.
+const SYS_SIGALTSTACK: u64 = 131;
 
 /// The raw rax of a syscall that must be restarted or fail with EINTR (Linux's ERESTARTSYS).
 const ERESTARTSYS_RAW: i64 = -512;
