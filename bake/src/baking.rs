@@ -205,6 +205,7 @@ pub fn bake_app(
     arg0: Option<&OsString>,
     args: &[OsString],
     env: &[EnvVar],
+    rootfs: Option<&[u8]>,
 ) -> anyhow::Result<Vec<u8>> {
     let path = app_path(app)?;
     let arg0 = arg0.map_or(path.as_bytes(), |a| a.as_bytes());
@@ -219,17 +220,19 @@ pub fn bake_app(
         app_elf: elf,
         argv,
         envp: envp.iter().map(Vec::as_slice).collect(),
+        rootfs,
     };
     compose(kernel, &payload.encode())
 }
 
-/// Re-bakes an image with new arguments (replacing `argv[1..]`, if any are given) and extra
-/// environment settings.
+/// Re-bakes an image with new arguments (replacing `argv[1..]`, if any are given), extra
+/// environment settings and, if given, a new root filesystem.
 pub fn rebake(
     image: &[u8],
     payload: &Payload<'_>,
     args: &[OsString],
     env: &[EnvVar],
+    rootfs: Option<&[u8]>,
 ) -> anyhow::Result<Vec<u8>> {
     let argv: Vec<&[u8]> = if args.is_empty() {
         payload.argv.clone()
@@ -246,6 +249,7 @@ pub fn rebake(
     let new = Payload {
         argv,
         envp: envp.iter().map(Vec::as_slice).collect(),
+        rootfs: rootfs.or(payload.rootfs),
         ..payload.clone()
     };
     boot_image::replace_payload(image, &new.encode()).map_err(|e| {

@@ -254,6 +254,7 @@ mod tests {
             app_elf: &[0x7f, b'E', b'L', b'F', 1, 2, 3],
             argv: vec![b"/bin/app"],
             envp: vec![b"HOME=/"],
+            rootfs: None,
         }
         .encode()
     }
@@ -349,6 +350,7 @@ mod tests {
             app_elf: &[9; 5000],
             argv: vec![],
             envp: vec![],
+            rootfs: None,
         }
         .encode();
         let replaced = replace_payload(&image, &other).unwrap();

@@ -39,6 +39,17 @@ pub fn inspect(path: &Path) -> anyhow::Result<u8> {
             out.push_str(&elf_facts(parsed.app_elf.len(), &elf));
             row(&mut out, "argv", quoted(&parsed.argv));
             row(&mut out, "env", quoted(&parsed.envp));
+            match parsed.rootfs {
+                None => row(&mut out, "rootfs", "none (only Kiln's default /etc, /dev, /proc, /sys, /tmp)"),
+                Some(archive) => match crate::rootfs::summary(archive) {
+                    Ok((files, dirs, others, bytes)) => row(
+                        &mut out,
+                        "rootfs",
+                        format!("{} bytes: {files} files ({bytes} bytes), {dirs} directories, {others} other entries", archive.len()),
+                    ),
+                    Err(e) => row(&mut out, "rootfs", format!("{} bytes, unreadable: {e}", archive.len())),
+                },
+            }
             out
         }
         None => {

@@ -11,6 +11,7 @@ mod inspect;
 mod logger;
 mod protocol;
 mod qemu;
+mod rootfs;
 #[cfg(test)]
 mod stand_in_kernel;
 
@@ -92,6 +93,8 @@ struct BuildArgs {
     #[arg(long, value_name = "NAME")]
     arg0: Option<OsString>,
     #[command(flatten)]
+    files: FilesArgs,
+    #[command(flatten)]
     kernel: KernelArg,
     /// Arguments for the program (argv[1..])
     #[arg(last = true, value_name = "ARGS")]
@@ -121,6 +124,8 @@ struct RunArgs {
     #[command(flatten)]
     env: EnvArgs,
     #[command(flatten)]
+    files: FilesArgs,
+    #[command(flatten)]
     kernel: KernelArg,
     /// Arguments for the program: replace argv[1..] of an image
     #[arg(last = true, value_name = "ARGS")]
@@ -140,6 +145,23 @@ struct EnvArgs {
     /// PATH=/bin:/usr/bin and HOME=/)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = baking::parse_env)]
     env: Vec<EnvVar>,
+}
+
+#[derive(Debug, Args)]
+struct FilesArgs {
+    /// Pack this host directory as the guest's root filesystem (/); writes in the guest
+    /// live in memory until the VM ends
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+    /// Add a host file at a guest path (repeatable), e.g. -f nginx.conf:/etc/nginx/nginx.conf
+    #[arg(short = 'f', long = "file", value_name = "HOST_PATH:GUEST_PATH", value_parser = rootfs::parse_file_arg)]
+    files: Vec<rootfs::FileArg>,
+}
+
+impl FilesArgs {
+    fn pack(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        rootfs::pack(self.rootfs.as_deref(), &self.files)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -260,6 +282,7 @@ fn build(args: BuildArgs) -> anyhow::Result<u8> {
         .into());
     }
     baking::check_app(&args.elf, &elf)?;
+    let rootfs = args.files.pack()?;
     let image = baking::bake_app(
         &kernel,
         &args.elf,
@@ -267,6 +290,7 @@ fn build(args: BuildArgs) -> anyhow::Result<u8> {
         args.arg0.as_ref(),
         &args.args,
         &args.env.env,
+        rootfs.as_deref(),
     )?;
     write_output(&args.output, &image)?;
     Ok(0)
@@ -299,10 +323,11 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         Some(location) => {
             let payload = &bytes[location.offset..location.offset + location.len];
             let payload = baking::check_image(&args.target, payload)?;
-            if args.args.is_empty() && args.env.env.is_empty() {
+            let rootfs = args.files.pack()?;
+            if args.args.is_empty() && args.env.env.is_empty() && rootfs.is_none() {
                 args.target.clone()
             } else {
-                let image = baking::rebake(&bytes, &payload, &args.args, &args.env.env)?;
+                let image = baking::rebake(&bytes, &payload, &args.args, &args.env.env, rootfs.as_deref())?;
                 let path = tmp.path().join("app.img");
                 write_output(&path, &image)?;
                 path
@@ -311,6 +336,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         None => {
             baking::check_app(&args.target, &bytes)?;
             let kernel = args.kernel.load()?;
+            let rootfs = args.files.pack()?;
             let image = baking::bake_app(
                 &kernel,
                 &args.target,
@@ -318,6 +344,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
                 None,
                 &args.args,
                 &args.env.env,
+                rootfs.as_deref(),
             )?;
             let path = tmp.path().join("app.img");
             write_output(&path, &image)?;
@@ -371,6 +398,11 @@ mod tests {
         assert_eq!(b.arg0, Some("hi".into()));
         assert_eq!(b.args, vec![OsString::from("x"), OsString::from("-y")]);
         assert!(parse(&["build", "hello"]).is_err(), "-o is required");
+        let cli = parse(&["build", "hello", "-o", "h.img", "--rootfs", "root", "-f", "a:/etc/a", "-f", "b:/b"]).unwrap();
+        let Cmd::Build(b) = cli.command else { panic!() };
+        assert_eq!(b.files.rootfs, Some(PathBuf::from("root")));
+        assert_eq!(b.files.files.len(), 2);
+        assert!(parse(&["run", "x", "-f", "nocolon"]).is_err());
     }
 
     #[test]

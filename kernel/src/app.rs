@@ -282,6 +282,11 @@ pub fn start(payload: &'static [u8]) -> ! {
         loaded.stack_pointer,
         loaded.load_bias
     );
-    *APP.lock() = Some(App { process: Process::new(mm, payload.app_path), elf: payload.app_elf, load_bias: loaded.load_bias });
+    let mut process = Process::new(mm, payload.app_path);
+    match process.init_files(&KernelPlatform, &payload) {
+        Ok(files) => log::info!("rootfs: {} files, {} directories, {} bytes", files.files, files.directories, files.bytes),
+        Err(e) => crate::boot_error(format_args!("the image's root filesystem is unusable: {e}; rebuild the image with `bake build`")),
+    }
+    *APP.lock() = Some(App { process, elf: payload.app_elf, load_bias: loaded.load_bias });
     crate::sched::start(Process::PID, loaded.entry, loaded.stack_pointer)
 }

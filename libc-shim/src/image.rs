@@ -23,7 +23,8 @@
 //! The first record is always `kiln_version`, so that a payload from another Kiln can be
 //! recognised (and refused by name) even if the rest of its body means something else here.
 //! `app_path` and `app_elf` appear exactly once; `argv` and `envp` records appear once per
-//! string, in order. Because records are 8-byte aligned and the payload is page-aligned in
+//! string, in order; `rootfs` (tag 6, a ustar archive) at most once. Images without it, as
+//! older bakes wrote them, still parse. Because records are 8-byte aligned and the payload is page-aligned in
 //! memory, the app's ELF bytes start 8-byte aligned.
 //!
 //! Parsing never panics: every length is checked, and a truncated or corrupt payload is an
@@ -123,6 +124,7 @@ enum Tag {
     AppElf = 3,
     Arg = 4,
     Env = 5,
+    Rootfs = 6,
 }
 
 impl Tag {
@@ -133,6 +135,7 @@ impl Tag {
             3 => Tag::AppElf,
             4 => Tag::Arg,
             5 => Tag::Env,
+            6 => Tag::Rootfs,
             _ => return None,
         })
     }
@@ -144,6 +147,7 @@ impl Tag {
             Tag::AppElf => "app_elf",
             Tag::Arg => "argv",
             Tag::Env => "envp",
+            Tag::Rootfs => "rootfs",
         }
     }
 }
@@ -161,6 +165,8 @@ pub struct Payload<'a> {
     pub argv: Vec<&'a [u8]>,
     /// Environment strings (`KEY=VALUE`). No string contains a NUL byte.
     pub envp: Vec<&'a [u8]>,
+    /// The root filesystem: a ustar archive (`bake --rootfs`, `-f`), if the image has one.
+    pub rootfs: Option<&'a [u8]>,
 }
 
 /// Reads the payload's total length from its header: how many bytes the whole payload spans.
@@ -215,6 +221,7 @@ impl<'a> Payload<'a> {
         let mut app_elf = None;
         let mut argv = Vec::new();
         let mut envp = Vec::new();
+        let mut rootfs = None;
         while let Some(record) = records.next_record()? {
             let (tag, value, offset) = record;
             if (tag == Tag::KilnVersion) != (offset == HEADER_LEN as u64) {
@@ -229,6 +236,7 @@ impl<'a> Payload<'a> {
                 Tag::AppElf => set_once(&mut app_elf, tag, value)?,
                 Tag::Arg => argv.push(c_string(tag, value)?),
                 Tag::Env => envp.push(c_string(tag, value)?),
+                Tag::Rootfs => set_once(&mut rootfs, tag, value)?,
             }
         }
         let app_path = app_path.ok_or(ImageError::Missing("app_path"))?;
@@ -244,6 +252,7 @@ impl<'a> Payload<'a> {
             app_elf: app_elf.ok_or(ImageError::Missing("app_elf"))?,
             argv,
             envp,
+            rootfs,
         })
     }
 
@@ -283,6 +292,10 @@ impl<'a> Payload<'a> {
             push_record(&mut out, Tag::Env, env);
         }
         push_record(&mut out, Tag::AppElf, self.app_elf);
+        if let Some(rootfs) = self.rootfs {
+            // Last, after the ELF: 8-byte aligned like every record, so tar blocks are too.
+            push_record(&mut out, Tag::Rootfs, rootfs);
+        }
         let total = out.len() as u64;
         out[16..24].copy_from_slice(&total.to_le_bytes());
         out
@@ -454,7 +467,28 @@ mod tests {
             app_elf: b"\x7fELF and then some bytes",
             argv: vec![b"/bin/hello", b"--flag", b""],
             envp: vec![b"PATH=/bin:/usr/bin", b"HOME=/"],
+            rootfs: None,
         }
+    }
+
+    #[test]
+    fn rootfs_round_trips_aligned_and_is_optional() {
+        let tar = [7u8; 1536];
+        let payload = Payload { rootfs: Some(&tar), ..sample() };
+        let bytes = payload.encode();
+        let parsed = Payload::parse(&bytes).unwrap();
+        assert_eq!(parsed, payload);
+        let off = parsed.rootfs.unwrap().as_ptr() as usize - bytes.as_ptr() as usize;
+        assert_eq!(off % RECORD_ALIGN, 0);
+        assert_eq!(Payload::parse(&sample().encode()).unwrap().rootfs, None);
+        // Two rootfs records are refused.
+        let mut twice = bytes.clone();
+        let rec_start = off - RECORD_HEADER_LEN;
+        let rec = bytes[rec_start..].to_vec();
+        twice.extend_from_slice(&rec);
+        let total = twice.len() as u64;
+        twice[16..24].copy_from_slice(&total.to_le_bytes());
+        assert_eq!(Payload::parse(&twice), Err(ImageError::Duplicate("rootfs")));
     }
 
     #[test]

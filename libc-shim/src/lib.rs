@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod elf;
 pub mod errno;
+pub mod fd;
 pub mod fs;
 pub mod image;
 pub mod loader;

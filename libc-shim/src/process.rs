@@ -167,8 +167,8 @@ pub struct Process {
     pub(crate) woken: Vec<Tid>,
     /// Futex waiters: address → (tid, bitset), oldest first.
     pub(crate) futex_waiters: BTreeMap<u64, Vec<(Tid, u32)>>,
-    /// Whether fds 0, 1, 2 (all the console) are still open.
-    pub(crate) console_open: [bool; 3],
+    /// Files: mounts, fds, cwd, wait queues (see [`crate::fs::vfs`]).
+    pub(crate) fs: crate::fs::vfs::FileState,
     pub(crate) rlimits: Rlimits,
     pub(crate) signals: SignalState,
     pub(crate) timers: TimerState,
@@ -200,7 +200,7 @@ impl Process {
             next_tid: Self::PID + 1,
             woken: Vec::new(),
             futex_waiters: BTreeMap::new(),
-            console_open: [true; 3],
+            fs: crate::fs::vfs::FileState::new(),
             rlimits: Rlimits::default(),
             signals: SignalState::default(),
             timers: TimerState::default(),
@@ -240,6 +240,7 @@ impl Process {
             waiters.retain(|&(w, _)| w != tid);
         }
         self.futex_waiters.retain(|_, w| !w.is_empty());
+        self.fs.waits.remove_thread(tid);
         self.woken.push(tid);
         true
     }

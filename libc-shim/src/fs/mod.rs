@@ -24,9 +24,17 @@
 //!   FAT), `EROFS` when mounted read-only;
 //! * the VFS checks permissions and file types before calling you where it can, but you must
 //!   still refuse impossible requests rather than corrupt your structures;
-//! * [`Filesystem::sync`] returns only when the data has reached stable storage.
+//! * [`Filesystem::sync`] returns only when the data has reached stable storage;
+//! * timestamps are the VFS's business: it calls [`Filesystem::set_attr`] with the new
+//!   mtime/ctime after writes, truncates and directory changes, so `write_at` and friends
+//!   need not stamp them (a filesystem may, if it keeps its own clock).
 
+pub mod boot;
+pub mod memfs;
+pub mod synth;
+pub mod vfs;
 pub mod mount;
+pub mod tar;
 
 use alloc::vec::Vec;
 

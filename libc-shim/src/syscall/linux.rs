@@ -157,6 +157,8 @@ impl ToUser for Timezone {
 pub const S_IFMT: u32 = 0o170000;
 pub const S_IFCHR: u32 = 0o020000;
 pub const S_IFIFO: u32 = 0o010000;
+pub const S_IFREG: u32 = 0o100000;
+pub const S_IFDIR: u32 = 0o040000;
 
 /// `struct stat` (x86_64 `asm/stat.h`, 144 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -194,6 +196,170 @@ impl ToUser for Stat {
         self.atime.encode(&mut out[72..88]);
         self.mtime.encode(&mut out[88..104]);
         self.ctime.encode(&mut out[104..120]);
+    }
+}
+
+/// `struct statx` (256 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Statx {
+    pub mask: u32,
+    pub blksize: u32,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u16,
+    pub ino: u64,
+    pub size: u64,
+    pub blocks: u64,
+    pub atime: Timespec,
+    pub btime: Timespec,
+    pub ctime: Timespec,
+    pub mtime: Timespec,
+    pub rdev: (u32, u32),
+    pub dev: (u32, u32),
+    pub mnt_id: u64,
+}
+
+impl Layout for Statx {
+    const SIZE: usize = 256;
+}
+impl ToUser for Statx {
+    fn encode(&self, out: &mut [u8]) {
+        put_u32(out, 0, self.mask);
+        put_u32(out, 4, self.blksize);
+        put_u32(out, 16, self.nlink);
+        put_u32(out, 20, self.uid);
+        put_u32(out, 24, self.gid);
+        put_u16(out, 28, self.mode);
+        put_u64(out, 32, self.ino);
+        put_u64(out, 40, self.size);
+        put_u64(out, 48, self.blocks);
+        for (off, t) in [(64, self.atime), (80, self.btime), (96, self.ctime), (112, self.mtime)] {
+            put_i64(out, off, t.sec);
+            put_u32(out, off + 8, t.nsec as u32);
+        }
+        put_u32(out, 128, self.rdev.0);
+        put_u32(out, 132, self.rdev.1);
+        put_u32(out, 136, self.dev.0);
+        put_u32(out, 140, self.dev.1);
+        put_u64(out, 144, self.mnt_id);
+    }
+}
+
+/// `struct statfs` (x86_64, 120 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Statfs {
+    pub fs_type: u64,
+    pub bsize: u64,
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub fsid: u64,
+    pub namelen: u64,
+    pub frsize: u64,
+    pub flags: u64,
+}
+
+impl Layout for Statfs {
+    const SIZE: usize = 120;
+}
+impl ToUser for Statfs {
+    fn encode(&self, out: &mut [u8]) {
+        for (i, v) in [
+            self.fs_type, self.bsize, self.blocks, self.bfree, self.bavail, self.files, self.ffree, self.fsid,
+            self.namelen, self.frsize, self.flags,
+        ]
+        .iter()
+        .enumerate()
+        {
+            put_u64(out, i * 8, *v);
+        }
+    }
+}
+
+/// `struct flock` (x86_64, 32 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flock {
+    pub ltype: i16,
+    pub whence: i16,
+    pub start: i64,
+    pub len: i64,
+    pub pid: i32,
+}
+
+impl Layout for Flock {
+    const SIZE: usize = 32;
+}
+impl ToUser for Flock {
+    fn encode(&self, out: &mut [u8]) {
+        put_u16(out, 0, self.ltype as u16);
+        put_u16(out, 2, self.whence as u16);
+        put_i64(out, 8, self.start);
+        put_i64(out, 16, self.len);
+        put_u32(out, 24, self.pid as u32);
+    }
+}
+impl FromUser for Flock {
+    fn decode(b: &[u8]) -> Self {
+        Flock {
+            ltype: i16::from_le_bytes([b[0], b[1]]),
+            whence: i16::from_le_bytes([b[2], b[3]]),
+            start: get_i64(b, 8),
+            len: get_i64(b, 16),
+            pid: get_u32(b, 24) as i32,
+        }
+    }
+}
+
+/// `struct open_how` (openat2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenHow {
+    pub flags: u64,
+    pub mode: u64,
+    pub resolve: u64,
+}
+
+impl Layout for OpenHow {
+    const SIZE: usize = 24;
+}
+impl FromUser for OpenHow {
+    fn decode(b: &[u8]) -> Self {
+        OpenHow { flags: get_u64(b, 0), mode: get_u64(b, 8), resolve: get_u64(b, 16) }
+    }
+}
+
+/// Appends one `struct linux_dirent64` to `out` if it fits in `limit` bytes; returns whether
+/// it did.
+pub fn push_dirent64(out: &mut alloc::vec::Vec<u8>, limit: usize, ino: u64, next_off: i64, dtype: u8, name: &[u8]) -> bool {
+    let reclen = (19 + name.len() + 1).next_multiple_of(8);
+    if out.len() + reclen > limit {
+        return false;
+    }
+    let start = out.len();
+    out.resize(start + reclen, 0);
+    let rec = &mut out[start..];
+    put_u64(rec, 0, ino);
+    put_i64(rec, 8, next_off);
+    put_u16(rec, 16, reclen as u16);
+    rec[18] = dtype;
+    rec[19..19 + name.len()].copy_from_slice(name);
+    true
+}
+
+/// `struct utimbuf` / a pair of `timeval`s: read as two (sec, sub-second) pairs elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimevalIn {
+    pub sec: i64,
+    pub usec: i64,
+}
+impl Layout for TimevalIn {
+    const SIZE: usize = 16;
+}
+impl FromUser for TimevalIn {
+    fn decode(b: &[u8]) -> Self {
+        TimevalIn { sec: get_i64(b, 0), usec: get_i64(b, 8) }
     }
 }
 

@@ -79,12 +79,6 @@ pub fn sys_mmap<P: Platform>(
     if !flags.intersects(MapFlags::SHARED | MapFlags::PRIVATE) {
         return Err(Errno::EINVAL);
     }
-    if !flags.contains(MapFlags::ANONYMOUS) {
-        return match fd.0 {
-            0..=2 if ctx.process.console_open[fd.0 as usize] => Err(Errno::ENODEV),
-            _ => Err(Errno::EBADF),
-        };
-    }
     page_round_up(len).ok_or(Errno::ENOMEM)?;
     let at = if flags.contains(MapFlags::FIXED_NOREPLACE) {
         Placement::FixedNoReplace(addr)
@@ -95,6 +89,10 @@ pub fn sys_mmap<P: Platform>(
     };
     if matches!(at, Placement::Fixed(a) | Placement::FixedNoReplace(a) if !page_aligned(a)) {
         return Err(Errno::EINVAL);
+    }
+    if !flags.contains(MapFlags::ANONYMOUS) {
+        let shared = flags.contains(MapFlags::SHARED);
+        return super::file_mmap::mmap_file(ctx, at, len, prot.prot(), shared, fd, offset);
     }
     let addr = ctx.process.mm.mmap_anonymous(ctx.platform, at, len, prot.prot())?;
     if flags.contains(MapFlags::POPULATE) {
@@ -111,6 +109,7 @@ pub fn sys_munmap<P: Platform>(ctx: &mut Ctx<'_, P>, addr: u64, len: u64) -> Res
     if !page_aligned(addr) || len == 0 {
         return Err(Errno::EINVAL);
     }
+    super::file_mmap::before_unmap(ctx, addr, len)?;
     ctx.process.mm.munmap(ctx.platform, addr, len)?;
     Ok(0)
 }

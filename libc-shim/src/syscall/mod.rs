@@ -20,8 +20,10 @@ pub mod linux;
 pub mod table;
 pub mod user;
 
-mod console;
-mod limits;
+pub(crate) mod file_mmap;
+mod files;
+mod paths;
+pub(crate) mod limits;
 mod mem;
 mod process_info;
 mod signal;
@@ -30,6 +32,8 @@ mod thread;
 mod time;
 mod timer;
 
+#[cfg(test)]
+mod file_tests;
 #[cfg(test)]
 mod sched_tests;
 #[cfg(test)]
