@@ -211,8 +211,8 @@ pub fn terminated_by_signal(status: u8, signal: u8) -> ! {
 
 /// Commits the page at `addr` if the app's first touch of a lazy mapping faulted there.
 pub fn fault_in(addr: u64, access: Prot) -> Commit {
-    let Some(guard) = APP.try_lock() else { return Commit::NotMine };
-    guard.as_ref().map_or(Commit::NotMine, |app| app.process.mm.fault_in(&KernelPlatform, addr, access))
+    let Some(mut guard) = APP.try_lock() else { return Commit::NotMine };
+    guard.as_mut().map_or(Commit::NotMine, |app| app.process.mm.fault_in(&KernelPlatform, addr, access))
 }
 
 /// Whether `addr` lies in one of the app's mappings (whatever its protection).

@@ -41,6 +41,9 @@ struct Thread {
     regs: UserRegs,
     fpu: FpuArea,
     state: State,
+    /// Its registers sit on a `syscall` instruction to re-run (it blocked): signals wait until
+    /// that call has returned, so that it can fail with EINTR or restart as Linux decides.
+    rerun: bool,
 }
 
 struct Scheduler {
@@ -181,7 +184,7 @@ pub fn start(tid: Tid, entry: u64, stack: u64) -> ! {
     let regs = UserRegs { rip: entry, rsp: stack, rflags: 0x202, ..UserRegs::default() };
     {
         let mut s = SCHED.lock();
-        s.threads.insert(tid, Thread { regs, fpu: FpuArea::from_current(&features()), state: State::Runnable });
+        s.threads.insert(tid, Thread { regs, fpu: FpuArea::from_current(&features()), state: State::Runnable, rerun: false });
         s.fpu_owner = Some(tid);
         s.run_queue.push_back(tid);
     }
@@ -210,15 +213,16 @@ fn schedule() -> ! {
                     let t = s.threads.get_mut(&tid).expect("chosen thread exists");
                     t.state = State::Running;
                     let regs = t.regs;
+                    let rerun = core::mem::take(&mut t.rerun);
                     s.current = Some(tid);
                     s.since = now;
-                    Some((tid, regs))
+                    Some((tid, regs, rerun))
                 }
                 None => None,
             }
         };
         match next {
-            Some((tid, regs)) => run(tid, regs),
+            Some((tid, regs, rerun)) => run(tid, regs, rerun),
             None => {
                 arm_timer(clock::monotonic_ns());
                 if log::log_enabled!(log::Level::Debug) {
@@ -235,9 +239,11 @@ fn schedule() -> ! {
     }
 }
 
-/// Runs `tid` (already current and Running) with `regs`, delivering a pending signal first.
-fn run(tid: Tid, mut regs: UserRegs) -> ! {
-    if signal_pending(tid) {
+/// Runs `tid` (already current and Running) with `regs`, delivering a pending signal first
+/// unless the thread is about to re-run a blocked syscall (`rerun`): that call's return
+/// delivers it.
+fn run(tid: Tid, mut regs: UserRegs, rerun: bool) -> ! {
+    if !rerun && signal_pending(tid) {
         deliver(tid, &mut regs, None);
     }
     arm_timer(clock::monotonic_ns());
@@ -314,6 +320,7 @@ fn park_current(regs: UserRegs, state: State, now: u64) -> Option<Tid> {
         if let Some(t) = s.threads.get_mut(&tid) {
             t.regs = regs;
             t.state = state;
+            t.rerun = matches!(state, State::Blocked { .. });
         }
         if state == State::Runnable {
             s.run_queue.push_back(tid);
@@ -389,7 +396,7 @@ pub fn syscall(frame: &mut SyscallFrame) {
                 let mut s = SCHED.lock();
                 s.sync_fpu(tid);
                 let fpu = s.threads.get(&tid).expect("caller exists").fpu.clone();
-                s.threads.insert(child, Thread { regs, fpu, state: State::Runnable });
+                s.threads.insert(child, Thread { regs, fpu, state: State::Runnable, rerun: false });
                 s.run_queue.push_back(child);
             }
             frame.rax = child as u64;
@@ -421,7 +428,7 @@ pub fn syscall(frame: &mut SyscallFrame) {
             if let SignalOutcome::Terminate { status, signal } = outcome {
                 app::terminated_by_signal(status, signal);
             }
-            run(tid, regs);
+            run(tid, regs, false);
         }
         SyscallOutcome::Exit { status, signal } => match signal {
             Some(sig) => app::terminated_by_signal(status, sig),

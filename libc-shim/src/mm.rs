@@ -49,7 +49,12 @@ struct Vma {
     kind: VmaKind,
     /// Pages are committed on first touch ([`Mm::reserve`]) rather than at map time.
     lazy: bool,
+    /// MAP_GROWSDOWN: a touch of the page below extends the record downwards.
+    grows_down: bool,
 }
+
+/// How far a MAP_GROWSDOWN mapping may grow below where it started (RLIMIT_STACK's default).
+pub const GROWSDOWN_LIMIT: u64 = 8 << 20;
 
 /// Tracks the app's mappings. One per process.
 #[derive(Debug)]
@@ -126,7 +131,7 @@ impl Mm {
             platform.unmap(addr, end - addr);
             return Err(e);
         }
-        self.vmas.insert(addr, Vma { end, prot, kind, lazy: false });
+        self.vmas.insert(addr, Vma { end, prot, kind, lazy: false, grows_down: false });
         self.merge_around(addr, end);
         Ok(())
     }
@@ -145,7 +150,7 @@ impl Mm {
         let end = checked_range(addr, len)?;
         self.remove_range(addr, end);
         platform.unmap(addr, end - addr);
-        self.vmas.insert(addr, Vma { end, prot, kind, lazy: true });
+        self.vmas.insert(addr, Vma { end, prot, kind, lazy: true, grows_down: false });
         self.merge_around(addr, end);
         Ok(())
     }
@@ -154,8 +159,9 @@ impl Mm {
     /// `access` and is not backed yet ([`Commit::Done`]: retry the access). [`Commit::NotMine`]
     /// means the fault is the app's (a real SIGSEGV); [`Commit::OutOfMemory`] that the page
     /// was the app's to touch but no frame is left.
-    pub fn fault_in<P: Platform>(&self, platform: &P, addr: u64, access: Prot) -> Commit {
+    pub fn fault_in<P: Platform>(&mut self, platform: &P, addr: u64, access: Prot) -> Commit {
         let page = addr & !(PAGE_SIZE - 1);
+        self.grow_down_to(page);
         let Some((_, vma)) = self.vmas.range(..=page).next_back() else {
             return Commit::NotMine;
         };
@@ -170,6 +176,21 @@ impl Mm {
         }
         self.committed.borrow_mut().insert(page);
         Commit::Done
+    }
+
+    /// A touch at `page`, below a MAP_GROWSDOWN record and above everything else, extends
+    /// that record down to it (within [`GROWSDOWN_LIMIT`] and never onto another mapping).
+    fn grow_down_to(&mut self, page: u64) {
+        if self.vmas.range(..=page).next_back().is_some_and(|(_, v)| v.end > page) {
+            return;
+        }
+        let Some((&start, above)) = self.vmas.range(page..).next() else { return };
+        if !above.grows_down || above.end - page > GROWSDOWN_LIMIT {
+            return;
+        }
+        let grown = above.clone();
+        self.vmas.remove(&start);
+        self.vmas.insert(page, grown);
     }
 
     /// Backs every not-yet-committed page of lazy records in `[addr, addr+len)`, so that the
@@ -306,6 +327,8 @@ impl Mm {
             prot: vma.prot,
             kind: vma.kind.clone(),
             lazy: vma.lazy,
+            // Only the lowest piece of a growing record keeps growing.
+            grows_down: false,
         };
         vma.end = addr;
         self.vmas.insert(addr, upper);
@@ -340,7 +363,7 @@ impl Mm {
         let mut current = first_key;
         for &next in &keys[1..] {
             let (a, b) = (&self.vmas[&current], &self.vmas[&next]);
-            if a.end == next && a.prot == b.prot && a.kind == b.kind && a.lazy == b.lazy {
+            if a.end == next && a.prot == b.prot && a.kind == b.kind && a.lazy == b.lazy && !b.grows_down {
                 let merged_end = b.end;
                 self.vmas.remove(&next);
                 self.vmas.get_mut(&current).expect("merge base").end = merged_end;
@@ -436,13 +459,18 @@ impl Mm {
                 }
             }
         };
-        // Linux's heuristic overcommit: refuse what could never fit, commit the rest on touch.
-        let (total, _) = platform.memory_stats();
-        if len > total {
-            return Err(Errno::ENOMEM);
-        }
+        // Committed page by page on first touch (Linux's overcommit; the mmap syscall refuses
+        // what could never fit).
         self.reserve(platform, addr, len, prot, VmaKind::Anonymous)?;
         Ok(addr)
+    }
+
+    /// Marks the record starting at `addr` as growing down (MAP_GROWSDOWN): a fault in the
+    /// page below it extends it, up to [`GROWSDOWN_LIMIT`] in all.
+    pub fn set_grows_down(&mut self, addr: u64) {
+        if let Some(v) = self.vmas.get_mut(&addr) {
+            v.grows_down = true;
+        }
     }
 
     /// madvise(MADV_DONTNEED/FREE/REMOVE): the range reads as zeros afterwards. Committed pages
@@ -767,6 +795,7 @@ mod tests {
                 prot: RW,
                 kind: VmaKind::Anonymous,
                 lazy: false,
+                grows_down: false,
             },
         );
         assert_eq!(
@@ -785,10 +814,6 @@ mod tests {
         let b = mm.mmap_anonymous(&fake, Placement::Hint(0), P, RW).unwrap();
         assert_eq!(mm.populate(&fake, b, P), Err(Errno::ENOMEM));
         assert_eq!(mm.fault_in(&fake, b, Prot::WRITE), Commit::OutOfMemory);
-        assert_eq!(
-            mm.mmap_anonymous(&fake, Placement::Hint(0), fake.memory_stats().0 + P, RW),
-            Err(Errno::ENOMEM)
-        );
         mm.munmap(&fake, b, P).unwrap();
         assert_in_sync(&mm, &fake);
         // MAP_FIXED over an existing mapping needs no frames until touched.
@@ -940,6 +965,23 @@ mod tests {
         assert_eq!(mm.fault_in(&fake, base + 3 * P, Prot::WRITE), Commit::Done);
         fake.read_app(base + 3 * P, &mut b).unwrap();
         assert_eq!(b, [0; 4]);
+    }
+
+    #[test]
+    fn growsdown_records_extend_on_a_touch_below() {
+        let fake = FakePlatform::default();
+        let mut mm = Mm::new();
+        let top = 0x3e00_0000_0000;
+        let a = mm.mmap_anonymous(&fake, Placement::Fixed(top), 4 * P, RW).unwrap();
+        mm.set_grows_down(a);
+        assert_eq!(mm.fault_in(&fake, a - 1, Prot::WRITE), Commit::Done, "the page just below");
+        assert_eq!(mm.vma_at(a - P).map(|v| (v.0, v.1)), Some((a - P, a + 4 * P)));
+        assert_eq!(mm.fault_in(&fake, a - 3 * P, Prot::WRITE), Commit::Done, "a few pages below");
+        assert_eq!(mm.fault_in(&fake, a - GROWSDOWN_LIMIT - 2 * P, Prot::WRITE), Commit::NotMine, "beyond the limit");
+        // A record that does not grow down is not extended.
+        let b = mm.mmap_anonymous(&fake, Placement::Fixed(0x2000_0000), P, RW).unwrap();
+        assert_eq!(mm.fault_in(&fake, b - P, Prot::WRITE), Commit::NotMine);
+        assert_in_sync(&mm, &fake);
     }
 
     #[test]

@@ -94,7 +94,16 @@ pub fn sys_mmap<P: Platform>(
         let shared = flags.contains(MapFlags::SHARED);
         return super::file_mmap::mmap_file(ctx, at, len, prot.prot(), shared, fd, offset);
     }
+    // Linux's heuristic overcommit: memory is committed page by page on first touch, and a
+    // request that could never fit is refused now, unless it only reserves address space.
+    let reserves_only = flags.contains(MapFlags::NORESERVE) || prot.prot().is_empty();
+    if !reserves_only && len > ctx.platform.memory_stats().0 {
+        return Err(Errno::ENOMEM);
+    }
     let addr = ctx.process.mm.mmap_anonymous(ctx.platform, at, len, prot.prot())?;
+    if flags.contains(MapFlags::GROWSDOWN) {
+        ctx.process.mm.set_grows_down(addr);
+    }
     if flags.contains(MapFlags::POPULATE) {
         // Commit now rather than on first touch; failing that, undo the mapping.
         if let Err(e) = ctx.process.mm.populate(ctx.platform, addr, len) {
