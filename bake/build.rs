@@ -51,6 +51,9 @@ fn main() {
         "-Cforce-frame-pointers=yes".to_string(),
     ];
     cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"));
+    // Symbols stay (panic reports, debugging with gdb), DWARF does not: it would triple the
+    // size of every image.
+    cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false");
     let status = cmd.status().expect("running cargo to build the kernel");
     if !status.success() {
         panic!("building the kernel failed ({status})");
