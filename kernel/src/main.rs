@@ -42,10 +42,8 @@ fn parse_options(cmdline: &str) -> Options {
     o
 }
 
-/// Heap size: a sixteenth of RAM, between 4 and 64 MiB.
-fn heap_size(total: u64) -> u64 {
-    (total / 16).clamp(4 << 20, 64 << 20).next_multiple_of(FRAME_SIZE)
-}
+/// Initial heap size; it grows on demand.
+const INITIAL_HEAP: u64 = 2 << 20;
 
 /// Entered from the boot stub on the boot stack, with the first GiB identity-mapped.
 #[unsafe(no_mangle)]
@@ -80,17 +78,17 @@ extern "C" fn kmain(start_info: u32) -> ! {
         .expect("out of memory building the kernel page tables");
     space.activate();
 
-    let heap = heap_size(frames.total_frames * FRAME_SIZE);
-    let heap_phys = frames.alloc_contiguous(heap / FRAME_SIZE).expect("no room for the kernel heap");
-    mm::heap::init(mm::phys_to_virt(heap_phys), heap);
-    log::info!(
-        "memory: {} MiB RAM, {} MiB free, heap {} MiB, payload {} KiB",
-        frames.total_frames * FRAME_SIZE >> 20,
-        frames.free_frames * FRAME_SIZE >> 20,
-        heap >> 20,
-        payload_len >> 10
-    );
     *app::MEMORY.lock() = Some(app::Memory { frames, space });
+    mm::heap::init(INITIAL_HEAP);
+    if let Some(m) = app::MEMORY.lock().as_ref() {
+        log::info!(
+            "memory: {} MiB RAM, {} MiB free, heap {} KiB (grows on demand), payload {} KiB",
+            m.frames.total_frames * FRAME_SIZE >> 20,
+            m.frames.free_frames * FRAME_SIZE >> 20,
+            INITIAL_HEAP >> 10,
+            payload_len >> 10
+        );
+    }
 
     gdt::init();
     interrupts::init();
