@@ -485,74 +485,54 @@ macro_rules! t {
 mod threads_pthreads {
     use super::threads_cases::*;
     use super::*;
-    t!(many_musl, MANY, MuslStatic, "needs threads");
-    t!(many_glibc, MANY, GlibcStatic, "needs threads");
-    t!(join_musl, JOIN, MuslStatic, "needs threads");
-    t!(join_pie, JOIN, MuslStaticPie, "needs threads");
-    t!(cond_musl, COND, MuslStatic, "needs threads");
-    t!(cond_glibc, COND, GlibcStatic, "needs threads");
-    t!(barrier_musl, BARRIER, MuslStatic, "needs threads");
-    t!(tls_musl, TLS, MuslStatic, "needs threads");
-    t!(tls_pie, TLS, MuslStaticPie, "needs threads");
-    t!(tls_glibc, TLS, GlibcStatic, "needs threads");
-    t!(cancel_musl, CANCEL, MuslStatic, "needs threads and signals");
-    t!(
-        cancel_glibc,
-        CANCEL,
-        GlibcStatic,
-        "needs threads and signals"
-    );
-    t!(detach_musl, DETACH, MuslStatic, "needs threads");
-    t!(prodcons_musl, PRODCONS, MuslStatic, "needs threads");
-    t!(prodcons_glibc, PRODCONS, GlibcStatic, "needs threads");
-    t!(yield_musl, YIELD, MuslStatic, "needs threads");
-    t!(sleep_musl, SLEEP, MuslStatic, "needs threads");
+    t!(many_musl, MANY, MuslStatic);
+    t!(many_glibc, MANY, GlibcStatic);
+    t!(join_musl, JOIN, MuslStatic);
+    t!(join_pie, JOIN, MuslStaticPie);
+    t!(cond_musl, COND, MuslStatic);
+    t!(cond_glibc, COND, GlibcStatic);
+    t!(barrier_musl, BARRIER, MuslStatic);
+    t!(tls_musl, TLS, MuslStatic);
+    t!(tls_pie, TLS, MuslStaticPie);
+    t!(tls_glibc, TLS, GlibcStatic);
+    t!(cancel_musl, CANCEL, MuslStatic);
+    t!(cancel_glibc, CANCEL, GlibcStatic);
+    t!(detach_musl, DETACH, MuslStatic);
+    t!(prodcons_musl, PRODCONS, MuslStatic);
+    t!(prodcons_glibc, PRODCONS, GlibcStatic);
+    t!(yield_musl, YIELD, MuslStatic);
+    t!(sleep_musl, SLEEP, MuslStatic);
 }
 
 mod signals_posix {
     use super::signals_cases::*;
     use super::*;
-    t!(handler_musl, HANDLER, MuslStatic, "needs signals");
-    t!(handler_glibc, HANDLER, GlibcStatic, "needs signals");
-    t!(siginfo_musl, SIGINFO, MuslStatic, "needs signals");
-    t!(siginfo_glibc, SIGINFO, GlibcStatic, "needs signals");
-    t!(flags_musl, FLAGS, MuslStatic, "needs signals");
-    t!(altstack_musl, ALTSTACK, MuslStatic, "needs signals");
-    t!(altstack_glibc, ALTSTACK, GlibcStatic, "needs signals");
-    t!(mask_musl, MASK, MuslStatic, "needs signals");
-    t!(sigsuspend_musl, SIGSUSPEND, MuslStatic, "needs signals");
+    t!(handler_musl, HANDLER, MuslStatic);
+    t!(handler_glibc, HANDLER, GlibcStatic);
+    t!(siginfo_musl, SIGINFO, MuslStatic);
+    t!(siginfo_glibc, SIGINFO, GlibcStatic);
+    t!(flags_musl, FLAGS, MuslStatic);
+    t!(altstack_musl, ALTSTACK, MuslStatic);
+    t!(altstack_glibc, ALTSTACK, GlibcStatic);
+    t!(mask_musl, MASK, MuslStatic);
+    t!(sigsuspend_musl, SIGSUSPEND, MuslStatic);
     t!(
         sigsuspend_thread_musl,
         SIGSUSPEND_THREAD,
         MuslStatic,
         "needs threads and signals"
     );
-    t!(
-        thread_kill_musl,
-        THREAD_KILL,
-        MuslStatic,
-        "needs threads and signals"
-    );
-    t!(segv_musl, SEGV, MuslStatic, "needs signals");
-    t!(segv_pie, SEGV, MuslStaticPie, "needs signals");
-    t!(segv_glibc, SEGV, GlibcStatic, "needs signals");
-    t!(fpe_musl, FPE, MuslStatic, "needs signals");
+    t!(thread_kill_musl, THREAD_KILL, MuslStatic);
+    t!(segv_musl, SEGV, MuslStatic);
+    t!(segv_pie, SEGV, MuslStaticPie);
+    t!(segv_glibc, SEGV, GlibcStatic);
+    t!(fpe_musl, FPE, MuslStatic);
     t!(alarm_musl, ALARM, MuslStatic, "needs signals and timers");
     t!(itimer_musl, ITIMER, MuslStatic, "needs signals and timers");
     t!(timer_musl, TIMER, MuslStatic, "needs signals and timers");
     t!(timer_glibc, TIMER, GlibcStatic, "needs signals and timers");
-    t!(
-        timer_thread_id_musl,
-        TIMER_THREAD_ID,
-        MuslStatic,
-        "needs threads, signals and timers"
-    );
-    t!(
-        timer_thread_id_glibc,
-        TIMER_THREAD_ID,
-        GlibcStatic,
-        "needs threads, signals and timers"
-    );
+    t!(timer_thread_id_musl, TIMER_THREAD_ID, MuslStatic);
+    t!(timer_thread_id_glibc, TIMER_THREAD_ID, GlibcStatic);
     t!(
         eintr_sleep_musl,
         EINTR_SLEEP,
@@ -573,8 +553,8 @@ mod signals_posix {
     );
     t!(sigtimedwait_musl, SIGTIMEDWAIT, MuslStatic);
     t!(sigtimedwait_glibc, SIGTIMEDWAIT, GlibcStatic);
-    t!(abort_musl, ABORT, MuslStatic, "needs signals");
-    t!(abort_glibc, ABORT, GlibcStatic, "needs signals");
+    t!(abort_musl, ABORT, MuslStatic);
+    t!(abort_glibc, ABORT, GlibcStatic);
     t!(sigterm_musl, SIGTERM, MuslStatic);
     t!(sigterm_glibc, SIGTERM, GlibcStatic);
 }
@@ -583,14 +563,9 @@ mod mmap2_ops {
     use super::mmap_cases::*;
     use super::*;
     t!(fixed_musl, FIXED, MuslStatic);
-    t!(
-        mprotect_fault_musl,
-        MPROTECT_FAULT,
-        MuslStatic,
-        "needs signals"
-    );
+    t!(mprotect_fault_musl, MPROTECT_FAULT, MuslStatic);
     t!(munmap_reuse_musl, MUNMAP_REUSE, MuslStatic);
-    t!(munmap_fault_musl, MUNMAP_FAULT, MuslStatic, "needs signals");
+    t!(munmap_fault_musl, MUNMAP_FAULT, MuslStatic);
     t!(mremap_grow_musl, MREMAP_GROW, MuslStatic);
     t!(mremap_grow_glibc, MREMAP_GROW, GlibcStatic);
     t!(noreserve_musl, NORESERVE, MuslStatic, "needs MAP_NORESERVE");
@@ -600,7 +575,7 @@ mod mmap2_ops {
         MuslStatic,
         "needs MAP_GROWSDOWN growth"
     );
-    t!(guard_musl, GUARD, MuslStatic, "needs signals");
+    t!(guard_musl, GUARD, MuslStatic);
     t!(dontneed_musl, DONTNEED, MuslStatic);
     t!(shared_musl, SHARED, MuslStatic);
 }
