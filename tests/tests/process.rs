@@ -516,41 +516,21 @@ mod signals_posix {
     t!(altstack_glibc, ALTSTACK, GlibcStatic);
     t!(mask_musl, MASK, MuslStatic);
     t!(sigsuspend_musl, SIGSUSPEND, MuslStatic);
-    t!(
-        sigsuspend_thread_musl,
-        SIGSUSPEND_THREAD,
-        MuslStatic,
-        "needs threads and signals"
-    );
+    t!(sigsuspend_thread_musl, SIGSUSPEND_THREAD, MuslStatic);
     t!(thread_kill_musl, THREAD_KILL, MuslStatic);
     t!(segv_musl, SEGV, MuslStatic);
     t!(segv_pie, SEGV, MuslStaticPie);
     t!(segv_glibc, SEGV, GlibcStatic);
     t!(fpe_musl, FPE, MuslStatic);
-    t!(alarm_musl, ALARM, MuslStatic, "needs signals and timers");
-    t!(itimer_musl, ITIMER, MuslStatic, "needs signals and timers");
-    t!(timer_musl, TIMER, MuslStatic, "needs signals and timers");
-    t!(timer_glibc, TIMER, GlibcStatic, "needs signals and timers");
+    t!(alarm_musl, ALARM, MuslStatic);
+    t!(itimer_musl, ITIMER, MuslStatic);
+    t!(timer_musl, TIMER, MuslStatic);
+    t!(timer_glibc, TIMER, GlibcStatic);
     t!(timer_thread_id_musl, TIMER_THREAD_ID, MuslStatic);
     t!(timer_thread_id_glibc, TIMER_THREAD_ID, GlibcStatic);
-    t!(
-        eintr_sleep_musl,
-        EINTR_SLEEP,
-        MuslStatic,
-        "needs signals and timers"
-    );
-    t!(
-        eintr_read_musl,
-        EINTR_READ,
-        MuslStatic,
-        "needs signals, timers and eventfd"
-    );
-    t!(
-        restart_futex_musl,
-        RESTART_FUTEX,
-        MuslStatic,
-        "needs threads and signals"
-    );
+    t!(eintr_sleep_musl, EINTR_SLEEP, MuslStatic);
+    t!(eintr_read_musl, EINTR_READ, MuslStatic);
+    t!(restart_futex_musl, RESTART_FUTEX, MuslStatic);
     t!(sigtimedwait_musl, SIGTIMEDWAIT, MuslStatic);
     t!(sigtimedwait_glibc, SIGTIMEDWAIT, GlibcStatic);
     t!(abort_musl, ABORT, MuslStatic);
@@ -568,24 +548,26 @@ mod mmap2_ops {
     t!(munmap_fault_musl, MUNMAP_FAULT, MuslStatic);
     t!(mremap_grow_musl, MREMAP_GROW, MuslStatic);
     t!(mremap_grow_glibc, MREMAP_GROW, GlibcStatic);
-    t!(noreserve_musl, NORESERVE, MuslStatic, "needs MAP_NORESERVE");
-    t!(
-        growsdown_musl,
-        GROWSDOWN,
-        MuslStatic,
-        "needs MAP_GROWSDOWN growth"
-    );
+    t!(noreserve_musl, NORESERVE, MuslStatic);
+    t!(growsdown_musl, GROWSDOWN, MuslStatic);
     t!(guard_musl, GUARD, MuslStatic);
     t!(dontneed_musl, DONTNEED, MuslStatic);
     t!(shared_musl, SHARED, MuslStatic);
 }
 
 /// Go needs most of the process model just to start: its heap reserves large address ranges
-/// (MAP_NORESERVE / PROT_NONE), it starts OS threads, and it installs signal handlers.
+/// (MAP_NORESERVE / PROT_NONE), it starts OS threads, and it installs signal handlers; its
+/// timers (time.Sleep, Ticker, the GC's background pacing) start the epoll netpoller.
 mod go {
     use super::go_cases::*;
     use super::*;
     macro_rules! g {
+        ($name:ident, $case:expr) => {
+            #[test]
+            fn $name() {
+                kiln_go($case);
+            }
+        };
         ($name:ident, $case:expr, $why:literal) => {
             #[test]
             #[ignore = $why]
@@ -594,22 +576,37 @@ mod go {
             }
         };
     }
-    g!(goroutines, GOROUTINES, "needs NORESERVE, threads, signals");
-    g!(sleep, SLEEP, "needs NORESERVE, threads, signals");
-    g!(ticker, TICKER, "needs NORESERVE, threads, signals");
-    g!(gc, GC, "needs NORESERVE, threads, signals");
-    g!(nilpanic, NILPANIC, "needs NORESERVE, threads, signals");
-    g!(preempt, PREEMPT, "needs NORESERVE, threads, signals");
-    g!(args, ARGS, "needs NORESERVE, threads, signals");
-    g!(exit, EXIT, "needs NORESERVE, threads, signals");
-    g!(panic, PANIC, "needs NORESERVE, threads, signals");
+    g!(goroutines, GOROUTINES);
+    g!(sleep, SLEEP, "needs epoll (Go timers start the netpoller)");
+    g!(
+        ticker,
+        TICKER,
+        "needs epoll (Go timers start the netpoller)"
+    );
+    g!(gc, GC, "needs epoll (Go timers start the netpoller)");
+    g!(nilpanic, NILPANIC);
+    g!(
+        preempt,
+        PREEMPT,
+        "needs epoll (Go timers start the netpoller)"
+    );
+    g!(args, ARGS);
+    g!(exit, EXIT);
+    g!(panic, PANIC);
 }
 
-/// Rust std polls fds 0-2 at start (poll is ENOSYS today, so std aborts), then needs threads.
+/// Rust std polls fds 0-2 at start (poll(2) with a zero timeout; on ENOSYS std aborts), then
+/// needs threads, futexes and (tokio) timers.
 mod rust {
     use super::rust_cases::*;
     use super::*;
     macro_rules! r {
+        ($name:ident, $case:expr) => {
+            #[test]
+            fn $name() {
+                kiln_rust($case);
+            }
+        };
         ($name:ident, $case:expr, $why:literal) => {
             #[test]
             #[ignore = $why]
@@ -618,8 +615,8 @@ mod rust {
             }
         };
     }
-    r!(threads, THREADS, "needs poll, threads");
-    r!(sleep, SLEEP, "needs poll, threads");
-    r!(panic, PANIC, "needs poll, threads");
-    r!(tokio, TOKIO, "needs poll, threads");
+    r!(threads, THREADS, "needs poll (std polls fds 0-2 at start)");
+    r!(sleep, SLEEP, "needs poll (std polls fds 0-2 at start)");
+    r!(panic, PANIC, "needs poll (std polls fds 0-2 at start)");
+    r!(tokio, TOKIO, "needs poll (std polls fds 0-2 at start)");
 }
