@@ -22,18 +22,29 @@ pub struct FileArg {
 /// clap value parser for `-f`.
 pub fn parse_file_arg(s: &str) -> Result<FileArg, String> {
     let Some((host, guest)) = s.rsplit_once(':') else {
-        return Err(format!("-f '{s}' has no ':': write -f HOST_PATH:/GUEST/PATH"));
+        return Err(format!(
+            "-f '{s}' has no ':': write -f HOST_PATH:/GUEST/PATH"
+        ));
     };
     if host.is_empty() {
-        return Err(format!("-f '{s}' has an empty host path: write -f HOST_PATH:/GUEST/PATH"));
+        return Err(format!(
+            "-f '{s}' has an empty host path: write -f HOST_PATH:/GUEST/PATH"
+        ));
     }
     if !guest.starts_with('/') || guest.trim_matches('/').is_empty() {
-        return Err(format!("-f '{s}': the guest path must be absolute and name a file, e.g. -f {host}:/etc/app.conf"));
+        return Err(format!(
+            "-f '{s}': the guest path must be absolute and name a file, e.g. -f {host}:/etc/app.conf"
+        ));
     }
     if guest.split('/').any(|c| c == "..") || guest.contains('\0') {
-        return Err(format!("-f '{s}': the guest path may not contain '..' or NUL"));
+        return Err(format!(
+            "-f '{s}': the guest path may not contain '..' or NUL"
+        ));
     }
-    Ok(FileArg { host: PathBuf::from(host), guest: guest.to_string() })
+    Ok(FileArg {
+        host: PathBuf::from(host),
+        guest: guest.to_string(),
+    })
 }
 
 enum Source {
@@ -47,20 +58,50 @@ fn fail(problem: String, fix: &str) -> anyhow::Error {
 }
 
 fn scan(dir: &Path, rel: &str, out: &mut BTreeMap<String, Source>) -> anyhow::Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| fail(format!("--rootfs: cannot read {}: {e}", dir.display()), "check the directory's permissions"))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        fail(
+            format!("--rootfs: cannot read {}: {e}", dir.display()),
+            "check the directory's permissions",
+        )
+    })?;
     for entry in entries {
-        let entry = entry.map_err(|e| fail(format!("--rootfs: cannot read {}: {e}", dir.display()), "check the directory's permissions"))?;
+        let entry = entry.map_err(|e| {
+            fail(
+                format!("--rootfs: cannot read {}: {e}", dir.display()),
+                "check the directory's permissions",
+            )
+        })?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else {
-            return Err(fail(format!("--rootfs: {} has a name that is not UTF-8", entry.path().display()), "rename it"));
+            return Err(fail(
+                format!(
+                    "--rootfs: {} has a name that is not UTF-8",
+                    entry.path().display()
+                ),
+                "rename it",
+            ));
         };
         let path = entry.path();
-        let guest = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| fail(format!("--rootfs: cannot stat {}: {e}", path.display()), "check its permissions"))?;
+        let guest = if rel.is_empty() {
+            name.to_string()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| {
+            fail(
+                format!("--rootfs: cannot stat {}: {e}", path.display()),
+                "check its permissions",
+            )
+        })?;
         let mode = meta.permissions().mode() & 0o7777;
         let ft = meta.file_type();
         if ft.is_symlink() {
-            let target = std::fs::read_link(&path).map_err(|e| fail(format!("--rootfs: cannot read link {}: {e}", path.display()), "check it"))?;
+            let target = std::fs::read_link(&path).map_err(|e| {
+                fail(
+                    format!("--rootfs: cannot read link {}: {e}", path.display()),
+                    "check it",
+                )
+            })?;
             out.insert(guest, Source::Symlink(target));
         } else if ft.is_dir() {
             out.insert(guest.clone(), Source::Dir(mode));
@@ -85,26 +126,49 @@ pub fn pack(rootfs: Option<&Path>, files: &[FileArg]) -> anyhow::Result<Option<V
     let mut entries: BTreeMap<String, Source> = BTreeMap::new();
     if let Some(dir) = rootfs {
         if !dir.is_dir() {
-            return Err(Fail::new(exit_codes::NOT_FOUND, format!("--rootfs {}: no such directory", dir.display()), "give a directory to pack as /").into());
+            return Err(Fail::new(
+                exit_codes::NOT_FOUND,
+                format!("--rootfs {}: no such directory", dir.display()),
+                "give a directory to pack as /",
+            )
+            .into());
         }
         scan(dir, "", &mut entries)?;
     }
     for f in files {
-        let meta = std::fs::metadata(&f.host)
-            .map_err(|e| Fail::new(exit_codes::NOT_FOUND, format!("-f {}: {e}", f.host.display()), "check the host path"))?;
+        let meta = std::fs::metadata(&f.host).map_err(|e| {
+            Fail::new(
+                exit_codes::NOT_FOUND,
+                format!("-f {}: {e}", f.host.display()),
+                "check the host path",
+            )
+        })?;
         if !meta.is_file() {
-            return Err(fail(format!("-f {}: not a regular file", f.host.display()), "use --rootfs for directories"));
+            return Err(fail(
+                format!("-f {}: not a regular file", f.host.display()),
+                "use --rootfs for directories",
+            ));
         }
         let guest = f.guest.trim_matches('/').to_string();
         let mut parent = String::new();
-        for comp in guest.split('/').filter(|c| !c.is_empty()).collect::<Vec<_>>().split_last().map(|(_, p)| p.to_vec()).unwrap_or_default() {
+        for comp in guest
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|(_, p)| p.to_vec())
+            .unwrap_or_default()
+        {
             if !parent.is_empty() {
                 parent.push('/');
             }
             parent.push_str(comp);
             entries.entry(parent.clone()).or_insert(Source::Dir(0o755));
         }
-        entries.insert(guest, Source::File(f.host.clone(), meta.permissions().mode() & 0o7777));
+        entries.insert(
+            guest,
+            Source::File(f.host.clone(), meta.permissions().mode() & 0o7777),
+        );
     }
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
@@ -122,7 +186,12 @@ pub fn pack(rootfs: Option<&Path>, files: &[FileArg]) -> anyhow::Result<Option<V
                 builder.append_data(&mut h, format!("{path}/"), std::io::empty())
             }
             Source::File(host, mode) => {
-                let data = std::fs::read(host).map_err(|e| fail(format!("cannot read {}: {e}", host.display()), "check its permissions"))?;
+                let data = std::fs::read(host).map_err(|e| {
+                    fail(
+                        format!("cannot read {}: {e}", host.display()),
+                        "check its permissions",
+                    )
+                })?;
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(*mode);
                 h.set_size(data.len() as u64);
@@ -135,9 +204,19 @@ pub fn pack(rootfs: Option<&Path>, files: &[FileArg]) -> anyhow::Result<Option<V
                 builder.append_link(&mut h, path, target)
             }
         };
-        r.map_err(|e| fail(format!("cannot pack /{path} into the rootfs: {e}"), "check the file"))?;
+        r.map_err(|e| {
+            fail(
+                format!("cannot pack /{path} into the rootfs: {e}"),
+                "check the file",
+            )
+        })?;
     }
-    let bytes = builder.into_inner().map_err(|e| fail(format!("cannot finish the rootfs archive: {e}"), "try again"))?;
+    let bytes = builder.into_inner().map_err(|e| {
+        fail(
+            format!("cannot finish the rootfs archive: {e}"),
+            "try again",
+        )
+    })?;
     Ok(Some(bytes))
 }
 
@@ -165,7 +244,13 @@ mod tests {
 
     #[test]
     fn file_args() {
-        assert_eq!(parse_file_arg("a.conf:/etc/a.conf").unwrap(), FileArg { host: "a.conf".into(), guest: "/etc/a.conf".into() });
+        assert_eq!(
+            parse_file_arg("a.conf:/etc/a.conf").unwrap(),
+            FileArg {
+                host: "a.conf".into(),
+                guest: "/etc/a.conf".into()
+            }
+        );
         assert_eq!(parse_file_arg("C:x:/y").unwrap().host, PathBuf::from("C:x"));
         assert!(parse_file_arg("a.conf").is_err());
         assert!(parse_file_arg("a:etc/x").is_err());
@@ -181,20 +266,34 @@ mod tests {
         std::fs::create_dir_all(d.join("etc/deep/er")).unwrap();
         std::fs::write(d.join("etc/app.conf"), b"x=1\n").unwrap();
         std::fs::write(d.join("etc/deep/er/f"), vec![5u8; 3000]).unwrap();
-        std::fs::set_permissions(d.join("etc/app.conf"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(
+            d.join("etc/app.conf"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         std::os::unix::fs::symlink("app.conf", d.join("etc/link")).unwrap();
         let long = "n".repeat(120);
         std::fs::write(d.join(&long), b"long").unwrap();
         let extra = d.join("extra");
         std::fs::write(&extra, b"extra").unwrap();
-        let files = [FileArg { host: extra.clone(), guest: "/opt/x/extra.txt".into() }];
+        let files = [FileArg {
+            host: extra.clone(),
+            guest: "/opt/x/extra.txt".into(),
+        }];
         let a = pack(Some(d), &files).unwrap().unwrap();
         // Touch a file's mtime: the archive must not change.
         std::fs::write(d.join("etc/app.conf"), b"x=1\n").unwrap();
         let b = pack(Some(d), &files).unwrap().unwrap();
         assert_eq!(a, b);
-        let entries: Vec<_> = libc_shim::fs::tar::TarReader::new(&a).collect::<Result<_, _>>().unwrap();
-        let find = |p: &str| entries.iter().find(|e| e.path == p.as_bytes()).unwrap_or_else(|| panic!("{p} missing"));
+        let entries: Vec<_> = libc_shim::fs::tar::TarReader::new(&a)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let find = |p: &str| {
+            entries
+                .iter()
+                .find(|e| e.path == p.as_bytes())
+                .unwrap_or_else(|| panic!("{p} missing"))
+        };
         assert_eq!(find("etc/app.conf").mode, 0o600);
         assert_eq!(find("etc/app.conf").data, b"x=1\n");
         assert_eq!(find("etc/link").link, b"app.conf");
@@ -204,7 +303,11 @@ mod tests {
         assert_eq!(find("etc/deep/er/f").data.len(), 3000);
         assert!(entries.iter().all(|e| e.uid == 0 && e.mtime == 0));
         let (files, dirs, others, _) = summary(&a).unwrap();
-        assert_eq!((files, others), (5, 1), "app.conf, f, the long name, extra (also in the dir), extra.txt");
+        assert_eq!(
+            (files, others),
+            (5, 1),
+            "app.conf, f, the long name, extra (also in the dir), extra.txt"
+        );
         assert!(dirs >= 5);
         assert_eq!(pack(None, &[]).unwrap(), None);
     }

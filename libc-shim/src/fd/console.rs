@@ -84,7 +84,11 @@ impl File for Console {
             size: 0,
             blocks: 0,
             block_size: 1024,
-            rdev: if io.platform().console_is_terminal() { PTS_RDEV } else { CONSOLE_RDEV },
+            rdev: if io.platform().console_is_terminal() {
+                PTS_RDEV
+            } else {
+                CONSOLE_RDEV
+            },
             atime: now,
             mtime: now,
             ctime: now,
@@ -99,7 +103,17 @@ impl File for Console {
             TCGETS => write_struct(io, arg, &Termios::sane()).map(|_| 0),
             // Accepted and ignored: the console has no line discipline to configure.
             TCSETS | TCSETSW | TCSETSF => read_struct::<Termios>(io, arg).map(|_| 0),
-            TIOCGWINSZ => write_struct(io, arg, &Winsize { rows: 24, cols: 80, xpixel: 0, ypixel: 0 }).map(|_| 0),
+            TIOCGWINSZ => write_struct(
+                io,
+                arg,
+                &Winsize {
+                    rows: 24,
+                    cols: 80,
+                    xpixel: 0,
+                    ypixel: 0,
+                },
+            )
+            .map(|_| 0),
             TIOCSWINSZ => read_struct::<Winsize>(io, arg).map(|_| 0),
             // TIOCGPGRP, TIOCSPGRP, ...: no job control, the console has no process group.
             _ => Err(Errno::ENOTTY),

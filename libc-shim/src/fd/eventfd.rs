@@ -15,7 +15,11 @@ pub struct EventFd {
 
 impl EventFd {
     pub fn new(initial: u64, semaphore: bool) -> Self {
-        EventFd { count: Mutex::new(initial), semaphore, key: new_key() }
+        EventFd {
+            count: Mutex::new(initial),
+            semaphore,
+            key: new_key(),
+        }
     }
 }
 

@@ -81,7 +81,12 @@ pub trait File: Send + Sync {
         None
     }
     /// Directory entries from the `start`-th (without `.`/`..`).
-    fn read_dir(&self, io: &dyn Io, start: usize, each: &mut dyn FnMut(DirEntry) -> bool) -> Result<(), Errno> {
+    fn read_dir(
+        &self,
+        io: &dyn Io,
+        start: usize,
+        each: &mut dyn FnMut(DirEntry) -> bool,
+    ) -> Result<(), Errno> {
         let _ = (io, start, each);
         Err(Errno::ENOTDIR)
     }
@@ -157,7 +162,8 @@ impl StatusFlags {
         !self.contains(StatusFlags::PATH) && !self.contains(StatusFlags::WRONLY)
     }
     pub fn writable(self) -> bool {
-        !self.contains(StatusFlags::PATH) && self.intersects(StatusFlags::WRONLY | StatusFlags::RDWR)
+        !self.contains(StatusFlags::PATH)
+            && self.intersects(StatusFlags::WRONLY | StatusFlags::RDWR)
     }
 }
 
@@ -170,8 +176,16 @@ pub struct OpenFile {
 }
 
 impl OpenFile {
-    pub fn new(file: Arc<dyn File>, flags: StatusFlags, path: Option<alloc::string::String>) -> Arc<Self> {
-        Arc::new(OpenFile { file, state: Mutex::new((0, flags)), path })
+    pub fn new(
+        file: Arc<dyn File>,
+        flags: StatusFlags,
+        path: Option<alloc::string::String>,
+    ) -> Arc<Self> {
+        Arc::new(OpenFile {
+            file,
+            state: Mutex::new((0, flags)),
+            path,
+        })
     }
     pub fn offset(&self) -> u64 {
         self.state.lock().0
@@ -184,7 +198,11 @@ impl OpenFile {
     }
     /// F_SETFL: only APPEND, NONBLOCK, ASYNC, DIRECT, NOATIME change.
     pub fn set_flags(&self, flags: StatusFlags) {
-        let changeable = StatusFlags::APPEND | StatusFlags::NONBLOCK | StatusFlags::ASYNC | StatusFlags::DIRECT | StatusFlags::NOATIME;
+        let changeable = StatusFlags::APPEND
+            | StatusFlags::NONBLOCK
+            | StatusFlags::ASYNC
+            | StatusFlags::DIRECT
+            | StatusFlags::NOATIME;
         let mut s = self.state.lock();
         s.1 = (s.1 & !changeable) | (flags & changeable);
     }
@@ -205,17 +223,27 @@ pub struct FdTable {
 
 impl FdTable {
     pub fn get(&self, fd: i32) -> Result<&FdEntry, Errno> {
-        usize::try_from(fd).ok().and_then(|i| self.slots.get(i)).and_then(Option::as_ref).ok_or(Errno::EBADF)
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.slots.get(i))
+            .and_then(Option::as_ref)
+            .ok_or(Errno::EBADF)
     }
 
     pub fn get_mut(&mut self, fd: i32) -> Result<&mut FdEntry, Errno> {
-        usize::try_from(fd).ok().and_then(|i| self.slots.get_mut(i)).and_then(Option::as_mut).ok_or(Errno::EBADF)
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.slots.get_mut(i))
+            .and_then(Option::as_mut)
+            .ok_or(Errno::EBADF)
     }
 
     /// Installs `entry` at the lowest free fd `>= min` below `limit` (RLIMIT_NOFILE): `EMFILE`
     /// when there is none.
     pub fn insert_from(&mut self, min: usize, limit: usize, entry: FdEntry) -> Result<i32, Errno> {
-        let fd = (min..limit).find(|&i| self.slots.get(i).is_none_or(Option::is_none)).ok_or(Errno::EMFILE)?;
+        let fd = (min..limit)
+            .find(|&i| self.slots.get(i).is_none_or(Option::is_none))
+            .ok_or(Errno::EMFILE)?;
         self.put(fd, entry);
         Ok(fd as i32)
     }
@@ -229,7 +257,10 @@ impl FdTable {
     }
 
     pub fn remove(&mut self, fd: i32) -> Result<FdEntry, Errno> {
-        let slot = usize::try_from(fd).ok().and_then(|i| self.slots.get_mut(i)).ok_or(Errno::EBADF)?;
+        let slot = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.slots.get_mut(i))
+            .ok_or(Errno::EBADF)?;
         let e = slot.take().ok_or(Errno::EBADF)?;
         while self.slots.last().is_some_and(Option::is_none) {
             self.slots.pop();
@@ -239,7 +270,10 @@ impl FdTable {
 
     /// Open fds in increasing order.
     pub fn iter(&self) -> impl Iterator<Item = (i32, &FdEntry)> {
-        self.slots.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i as i32, e)))
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|e| (i as i32, e)))
     }
 
     pub fn count(&self) -> usize {

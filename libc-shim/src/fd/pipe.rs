@@ -47,11 +47,22 @@ pub struct PipeEnd {
 /// A new pipe: (read end, write end).
 pub fn pipe(now: Timestamp) -> (Arc<PipeEnd>, Arc<PipeEnd>) {
     let pipe = Arc::new(Pipe {
-        inner: Mutex::new(Inner { buf: VecDeque::new(), capacity: DEFAULT_CAPACITY, readers: 1, writers: 1 }),
+        inner: Mutex::new(Inner {
+            buf: VecDeque::new(),
+            capacity: DEFAULT_CAPACITY,
+            readers: 1,
+            writers: 1,
+        }),
         key: new_key(),
         created: now,
     });
-    (Arc::new(PipeEnd { pipe: pipe.clone(), write: false }), Arc::new(PipeEnd { pipe, write: true }))
+    (
+        Arc::new(PipeEnd {
+            pipe: pipe.clone(),
+            write: false,
+        }),
+        Arc::new(PipeEnd { pipe, write: true }),
+    )
 }
 
 impl Drop for PipeEnd {
@@ -75,7 +86,11 @@ impl File for PipeEnd {
             return Ok(0);
         }
         if i.buf.is_empty() {
-            return if i.writers == 0 { Ok(0) } else { Err(Errno::EAGAIN) };
+            return if i.writers == 0 {
+                Ok(0)
+            } else {
+                Err(Errno::EAGAIN)
+            };
         }
         let n = buf.len().min(i.buf.len());
         for (dst, src) in buf.iter_mut().zip(i.buf.drain(..n)) {

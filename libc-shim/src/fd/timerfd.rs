@@ -31,7 +31,11 @@ pub struct TimerFd {
 
 impl TimerFd {
     pub fn new(realtime: bool) -> Self {
-        TimerFd { state: Mutex::new(State::default()), realtime, key: new_key() }
+        TimerFd {
+            state: Mutex::new(State::default()),
+            realtime,
+            key: new_key(),
+        }
     }
 
     fn advance(s: &mut State, now: u64) {
@@ -58,7 +62,11 @@ impl TimerFd {
         let mut s = self.state.lock();
         Self::advance(&mut s, now);
         let old = (s.next.map_or(0, |n| n.saturating_sub(now)), s.interval);
-        *s = State { next: expiry, interval: if expiry.is_some() { interval } else { 0 }, pending: 0 };
+        *s = State {
+            next: expiry,
+            interval: if expiry.is_some() { interval } else { 0 },
+            pending: 0,
+        };
         old
     }
 
@@ -66,7 +74,10 @@ impl TimerFd {
     pub fn get(&self, now: u64) -> (u64, u64) {
         let mut s = self.state.lock();
         Self::advance(&mut s, now);
-        (s.next.map_or(0, |n| n.saturating_sub(now).max(1)), s.interval)
+        (
+            s.next.map_or(0, |n| n.saturating_sub(now).max(1)),
+            s.interval,
+        )
     }
 }
 
@@ -95,7 +106,11 @@ impl File for TimerFd {
 
     fn poll(&self) -> Readiness {
         let s = self.state.lock();
-        if s.pending > 0 { Readiness::READABLE } else { Readiness::empty() }
+        if s.pending > 0 {
+            Readiness::READABLE
+        } else {
+            Readiness::empty()
+        }
     }
 
     fn wait_key(&self) -> Option<WaitKey> {

@@ -20,7 +20,11 @@ pub struct VnodeFile {
 impl VnodeFile {
     pub fn new(fs: Arc<dyn Filesystem>, vnode: Vnode, read_only: bool) -> Self {
         fs.retain(vnode.ino);
-        VnodeFile { fs, vnode, read_only }
+        VnodeFile {
+            fs,
+            vnode,
+            read_only,
+        }
     }
 }
 
@@ -54,7 +58,12 @@ impl File for VnodeFile {
         Some(self.vnode)
     }
 
-    fn read_dir(&self, _io: &dyn Io, start: usize, each: &mut dyn FnMut(DirEntry) -> bool) -> Result<(), Errno> {
+    fn read_dir(
+        &self,
+        _io: &dyn Io,
+        start: usize,
+        each: &mut dyn FnMut(DirEntry) -> bool,
+    ) -> Result<(), Errno> {
         self.fs.read_dir(self.vnode.ino, start, each)
     }
 
@@ -96,7 +105,9 @@ impl File for Snapshot {
         if self.meta.kind == FileType::Directory {
             return Err(Errno::EISDIR);
         }
-        let Ok(start) = usize::try_from(offset) else { return Ok(0) };
+        let Ok(start) = usize::try_from(offset) else {
+            return Ok(0);
+        };
         if start >= self.data.len() {
             return Ok(0);
         }
@@ -121,7 +132,12 @@ impl File for Snapshot {
         Some(self.vnode)
     }
 
-    fn read_dir(&self, _io: &dyn Io, start: usize, each: &mut dyn FnMut(DirEntry) -> bool) -> Result<(), Errno> {
+    fn read_dir(
+        &self,
+        _io: &dyn Io,
+        start: usize,
+        each: &mut dyn FnMut(DirEntry) -> bool,
+    ) -> Result<(), Errno> {
         if self.meta.kind != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }

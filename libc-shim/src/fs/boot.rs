@@ -18,7 +18,11 @@ impl Process {
     /// Fills the root filesystem from the image: the rootfs archive (file data served in
     /// place), the program at its path, /proc/self/cmdline and environ. Call once, before the
     /// app runs.
-    pub fn init_files<P: Platform>(&mut self, platform: &P, payload: &Payload<'static>) -> Result<LoadStats, TarError> {
+    pub fn init_files<P: Platform>(
+        &mut self,
+        platform: &P,
+        payload: &Payload<'static>,
+    ) -> Result<LoadStats, TarError> {
         let stats = match payload.rootfs {
             Some(archive) => tar::load(&self.fs.rootfs, archive)?,
             None => LoadStats::default(),
@@ -26,8 +30,20 @@ impl Process {
         let t = Timestamp::from_ns(platform.realtime_ns());
         self.fs
             .rootfs
-            .insert_static(payload.app_path.as_bytes(), payload.app_elf, Owner { perm: 0o755, uid: 0, gid: 0 }, t)
-            .map_err(|e| TarError::Conflict { offset: 0, errno: e.0 })?;
+            .insert_static(
+                payload.app_path.as_bytes(),
+                payload.app_elf,
+                Owner {
+                    perm: 0o755,
+                    uid: 0,
+                    gid: 0,
+                },
+                t,
+            )
+            .map_err(|e| TarError::Conflict {
+                offset: 0,
+                errno: e.0,
+            })?;
         let join = |v: &[&[u8]]| -> Vec<u8> {
             let mut out = Vec::new();
             for s in v {
@@ -44,7 +60,14 @@ impl Process {
 
     /// Mounts `fs` on the directory `path` (created in the root filesystem if missing).
     /// `EBUSY` if something is mounted there already, `ENOTDIR` if it is not a directory.
-    pub fn mount<P: Platform>(&mut self, platform: &P, path: &str, fs: Arc<dyn Filesystem>, read_only: bool, source: &str) -> Result<(), Errno> {
+    pub fn mount<P: Platform>(
+        &mut self,
+        platform: &P,
+        path: &str,
+        fs: Arc<dyn Filesystem>,
+        read_only: bool,
+        source: &str,
+    ) -> Result<(), Errno> {
         if !path.starts_with('/') {
             return Err(Errno::EINVAL);
         }
@@ -53,7 +76,15 @@ impl Process {
             Ok(Resolved::Node(v)) => v,
             Ok(Resolved::Open(_)) => return Err(Errno::ENOTDIR),
             Err(Errno::ENOENT) => {
-                self.fs.rootfs.ensure(path.as_bytes(), NewNode::Directory, Owner { perm: 0o755, uid: 0, gid: 0 })?;
+                self.fs.rootfs.ensure(
+                    path.as_bytes(),
+                    NewNode::Directory,
+                    Owner {
+                        perm: 0o755,
+                        uid: 0,
+                        gid: 0,
+                    },
+                )?;
                 match vfs::walk(self, platform, root, path.as_bytes(), true)? {
                     Resolved::Node(v) => v,
                     Resolved::Open(_) => return Err(Errno::ENOTDIR),
@@ -65,7 +96,9 @@ impl Process {
             return Err(Errno::ENOTDIR);
         }
         let normalized = vfs::join_lexically("/", path.as_bytes());
-        self.fs.mounts.mount(&normalized, at, Mounted::Fs(fs), read_only, source)?;
+        self.fs
+            .mounts
+            .mount(&normalized, at, Mounted::Fs(fs), read_only, source)?;
         Ok(())
     }
 

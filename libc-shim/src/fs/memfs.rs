@@ -12,7 +12,10 @@ use alloc::vec::Vec;
 
 use spin::Mutex;
 
-use super::{DirEntry, FileType, Filesystem, FsStats, Ino, Metadata, NewNode, Owner, RenameFlags, SetAttr, Timestamp};
+use super::{
+    DirEntry, FileType, Filesystem, FsStats, Ino, Metadata, NewNode, Owner, RenameFlags, SetAttr,
+    Timestamp,
+};
 use crate::errno::Errno;
 
 /// Bytes of a regular file or a symlink target.
@@ -86,8 +89,28 @@ impl MemFs {
     /// An empty filesystem whose root is a `0o755` directory owned by root.
     pub fn new(type_name: &'static str, magic: u64) -> Self {
         let mut nodes = BTreeMap::new();
-        nodes.insert(ROOT, Node::new(FileType::Directory, Owner { perm: 0o755, uid: 0, gid: 0 }, ROOT, Data::Owned(Vec::new())));
-        MemFs { inner: Mutex::new(Inner { nodes, next_ino: ROOT + 1 }), type_name, magic, read_only: false }
+        nodes.insert(
+            ROOT,
+            Node::new(
+                FileType::Directory,
+                Owner {
+                    perm: 0o755,
+                    uid: 0,
+                    gid: 0,
+                },
+                ROOT,
+                Data::Owned(Vec::new()),
+            ),
+        );
+        MemFs {
+            inner: Mutex::new(Inner {
+                nodes,
+                next_ino: ROOT + 1,
+            }),
+            type_name,
+            magic,
+            read_only: false,
+        }
     }
 
     /// The same, refusing every change with `EROFS` (sysfs-like trees built at boot).
@@ -98,7 +121,13 @@ impl MemFs {
 
     /// Adds a regular file whose bytes are borrowed (the archive, the app's ELF), creating
     /// missing parent directories. Replaces an existing file of that name.
-    pub fn insert_static(&self, path: &[u8], bytes: &'static [u8], owner: Owner, mtime: Timestamp) -> Result<Ino, Errno> {
+    pub fn insert_static(
+        &self,
+        path: &[u8],
+        bytes: &'static [u8],
+        owner: Owner,
+        mtime: Timestamp,
+    ) -> Result<Ino, Errno> {
         let (dir, name) = self.make_parents(path)?;
         let mut inner = self.inner.lock();
         if let Some(&old) = inner.nodes[&dir].children.get(name) {
@@ -137,7 +166,10 @@ impl MemFs {
     /// The inode at `path` (no symlinks followed), for boot-time building and tests.
     pub fn resolve(&self, path: &[u8]) -> Result<Ino, Errno> {
         let mut at = ROOT;
-        for c in path.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".") {
+        for c in path
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+        {
             at = self.lookup(at, c)?;
         }
         Ok(at)
@@ -150,7 +182,10 @@ impl MemFs {
 
     /// Whether `ino`'s data is still borrowed (not copied up).
     pub fn is_borrowed(&self, ino: Ino) -> bool {
-        matches!(self.inner.lock().nodes.get(&ino).map(|n| &n.data), Some(Data::Static(_)))
+        matches!(
+            self.inner.lock().nodes.get(&ino).map(|n| &n.data),
+            Some(Data::Static(_))
+        )
     }
 
     fn make_parents<'p>(&self, path: &'p [u8]) -> Result<(Ino, &'p [u8]), Errno> {
@@ -160,10 +195,22 @@ impl MemFs {
             None => (&b""[..], trimmed),
         };
         let mut dir = ROOT;
-        for c in parents.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".") {
+        for c in parents
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+        {
             dir = match self.lookup(dir, c) {
                 Ok(ino) => ino,
-                Err(Errno::ENOENT) => self.create_unchecked(dir, c, NewNode::Directory, Owner { perm: 0o755, uid: 0, gid: 0 })?,
+                Err(Errno::ENOENT) => self.create_unchecked(
+                    dir,
+                    c,
+                    NewNode::Directory,
+                    Owner {
+                        perm: 0o755,
+                        uid: 0,
+                        gid: 0,
+                    },
+                )?,
                 Err(e) => return Err(e),
             };
             if self.metadata(dir)?.kind != FileType::Directory {
@@ -173,7 +220,13 @@ impl MemFs {
         Ok((dir, name))
     }
 
-    fn create_unchecked(&self, dir: Ino, name: &[u8], node: NewNode<'_>, owner: Owner) -> Result<Ino, Errno> {
+    fn create_unchecked(
+        &self,
+        dir: Ino,
+        name: &[u8],
+        node: NewNode<'_>,
+        owner: Owner,
+    ) -> Result<Ino, Errno> {
         let mut inner = self.inner.lock();
         let d = inner.dir(dir)?;
         if d.children.contains_key(name) {
@@ -191,7 +244,11 @@ impl MemFs {
     }
 
     fn writable(&self) -> Result<(), Errno> {
-        if self.read_only { Err(Errno::EROFS) } else { Ok(()) }
+        if self.read_only {
+            Err(Errno::EROFS)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -263,7 +320,10 @@ impl Inner {
     /// refers to it any more.
     fn remove_name(&mut self, dir: Ino, name: &[u8]) -> Option<Ino> {
         let ino = self.nodes.get_mut(&dir)?.children.remove(name)?;
-        let is_dir = self.nodes.get(&ino).is_some_and(|n| n.kind == FileType::Directory);
+        let is_dir = self
+            .nodes
+            .get(&ino)
+            .is_some_and(|n| n.kind == FileType::Directory);
         if is_dir && let Some(d) = self.nodes.get_mut(&dir) {
             d.nlink -= 1;
         }
@@ -314,7 +374,11 @@ impl Filesystem for MemFs {
             uid: n.uid,
             gid: n.gid,
             size,
-            blocks: if matches!(n.data, Data::Owned(_)) { size.div_ceil(4096) * 8 } else { size.div_ceil(512) },
+            blocks: if matches!(n.data, Data::Owned(_)) {
+                size.div_ceil(4096) * 8
+            } else {
+                size.div_ceil(512)
+            },
             block_size: 4096,
             rdev: n.rdev,
             atime: n.atime,
@@ -325,14 +389,24 @@ impl Filesystem for MemFs {
 
     fn lookup(&self, dir: Ino, name: &[u8]) -> Result<Ino, Errno> {
         let inner = self.inner.lock();
-        inner.dir(dir)?.children.get(name).copied().ok_or(Errno::ENOENT)
+        inner
+            .dir(dir)?
+            .children
+            .get(name)
+            .copied()
+            .ok_or(Errno::ENOENT)
     }
 
     fn parent(&self, dir: Ino) -> Result<Ino, Errno> {
         Ok(self.inner.lock().dir(dir)?.parent)
     }
 
-    fn read_dir(&self, dir: Ino, start: usize, each: &mut dyn FnMut(DirEntry) -> bool) -> Result<(), Errno> {
+    fn read_dir(
+        &self,
+        dir: Ino,
+        start: usize,
+        each: &mut dyn FnMut(DirEntry) -> bool,
+    ) -> Result<(), Errno> {
         // Collect first: `each` may be slow (it copies to the app) and must not hold the lock.
         let entries: Vec<DirEntry> = {
             let inner = self.inner.lock();
@@ -341,7 +415,11 @@ impl Filesystem for MemFs {
                 .iter()
                 .skip(start)
                 .take(512)
-                .map(|(name, &ino)| DirEntry { ino, kind: inner.nodes[&ino].kind, name: name.clone() })
+                .map(|(name, &ino)| DirEntry {
+                    ino,
+                    kind: inner.nodes[&ino].kind,
+                    name: name.clone(),
+                })
                 .collect()
         };
         let count = entries.len();
@@ -365,7 +443,9 @@ impl Filesystem for MemFs {
             _ => return Err(Errno::EINVAL),
         }
         let data = n.data.bytes();
-        let Ok(start) = usize::try_from(offset) else { return Ok(0) };
+        let Ok(start) = usize::try_from(offset) else {
+            return Ok(0);
+        };
         if start >= data.len() {
             return Ok(0);
         }
@@ -450,10 +530,21 @@ impl Filesystem for MemFs {
         Ok(())
     }
 
-    fn rename(&self, from_dir: Ino, from: &[u8], to_dir: Ino, to: &[u8], flags: RenameFlags) -> Result<(), Errno> {
+    fn rename(
+        &self,
+        from_dir: Ino,
+        from: &[u8],
+        to_dir: Ino,
+        to: &[u8],
+        flags: RenameFlags,
+    ) -> Result<(), Errno> {
         self.writable()?;
         let mut inner = self.inner.lock();
-        let src = *inner.dir(from_dir)?.children.get(from).ok_or(Errno::ENOENT)?;
+        let src = *inner
+            .dir(from_dir)?
+            .children
+            .get(from)
+            .ok_or(Errno::ENOENT)?;
         let dst = inner.dir(to_dir)?.children.get(to).copied();
         let src_is_dir = inner.node(src)?.kind == FileType::Directory;
         if src_is_dir && inner.is_ancestor(src, to_dir) {
@@ -465,10 +556,17 @@ impl Filesystem for MemFs {
             if dst_is_dir && inner.is_ancestor(dst, from_dir) {
                 return Err(Errno::EINVAL);
             }
-            inner.node_mut(from_dir)?.children.insert(from.to_vec(), dst);
+            inner
+                .node_mut(from_dir)?
+                .children
+                .insert(from.to_vec(), dst);
             inner.node_mut(to_dir)?.children.insert(to.to_vec(), src);
             if src_is_dir != dst_is_dir && from_dir != to_dir {
-                let (gains, loses) = if src_is_dir { (to_dir, from_dir) } else { (from_dir, to_dir) };
+                let (gains, loses) = if src_is_dir {
+                    (to_dir, from_dir)
+                } else {
+                    (from_dir, to_dir)
+                };
                 inner.node_mut(gains)?.nlink += 1;
                 inner.node_mut(loses)?.nlink -= 1;
             }

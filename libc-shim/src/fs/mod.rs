@@ -31,10 +31,10 @@
 
 pub mod boot;
 pub mod memfs;
-pub mod synth;
-pub mod vfs;
 pub mod mount;
+pub mod synth;
 pub mod tar;
+pub mod vfs;
 
 use alloc::vec::Vec;
 
@@ -110,7 +110,10 @@ pub struct Timestamp {
 impl Timestamp {
     /// From nanoseconds since the epoch (what [`crate::Platform::realtime_ns`] gives).
     pub const fn from_ns(ns: u64) -> Self {
-        Timestamp { sec: (ns / 1_000_000_000) as i64, nsec: (ns % 1_000_000_000) as u32 }
+        Timestamp {
+            sec: (ns / 1_000_000_000) as i64,
+            nsec: (ns % 1_000_000_000) as u32,
+        }
     }
 }
 
@@ -150,9 +153,14 @@ pub struct DirEntry {
 pub enum NewNode<'a> {
     Regular,
     Directory,
-    Symlink { target: &'a [u8] },
+    Symlink {
+        target: &'a [u8],
+    },
     /// A device, FIFO or socket node (mknod); `rdev` for devices.
-    Special { kind: FileType, rdev: u64 },
+    Special {
+        kind: FileType,
+        rdev: u64,
+    },
 }
 
 /// Ownership and permissions of a new inode (the VFS applies the umask first).
@@ -216,7 +224,12 @@ pub trait Filesystem: Send + Sync {
     fn parent(&self, dir: Ino) -> Result<Ino, Errno>;
     /// Calls `each` for the entries of `dir` from the `start`-th on (0-based, without `.` and
     /// `..`, in a stable order while the directory is unchanged) until it returns `false`.
-    fn read_dir(&self, dir: Ino, start: usize, each: &mut dyn FnMut(DirEntry) -> bool) -> Result<(), Errno>;
+    fn read_dir(
+        &self,
+        dir: Ino,
+        start: usize,
+        each: &mut dyn FnMut(DirEntry) -> bool,
+    ) -> Result<(), Errno>;
     /// Reads from a regular file at `offset`; 0 at or past the end.
     fn read_at(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> Result<usize, Errno>;
     /// Writes to a regular file at `offset`, growing it (a hole reads as zeroes).
@@ -235,7 +248,14 @@ pub trait Filesystem: Send + Sync {
     /// Renames with Linux semantics: an existing target is replaced atomically if it is
     /// compatible (file over file, empty directory over directory; else `EISDIR`, `ENOTDIR`,
     /// `ENOTEMPTY`). The VFS has already refused moving a directory into itself.
-    fn rename(&self, from_dir: Ino, from: &[u8], to_dir: Ino, to: &[u8], flags: RenameFlags) -> Result<(), Errno>;
+    fn rename(
+        &self,
+        from_dir: Ino,
+        from: &[u8],
+        to_dir: Ino,
+        to: &[u8],
+        flags: RenameFlags,
+    ) -> Result<(), Errno>;
     /// The target of a symlink (`EINVAL` if `ino` is not one).
     fn readlink(&self, ino: Ino) -> Result<Vec<u8>, Errno>;
     /// Changes attributes (chmod, chown, utimensat).

@@ -90,7 +90,14 @@ impl MountTable {
 
     /// Records a mount of `fs` on the directory `covers` (already resolved by the VFS; the
     /// caller checked it is a directory) at `path`. `EBUSY` if something is mounted there.
-    pub fn mount(&mut self, path: &str, covers: Vnode, fs: Mounted, read_only: bool, source: &str) -> Result<MountId, Errno> {
+    pub fn mount(
+        &mut self,
+        path: &str,
+        covers: Vnode,
+        fs: Mounted,
+        read_only: bool,
+        source: &str,
+    ) -> Result<MountId, Errno> {
         if self.mounted_on(covers).is_some() {
             return Err(Errno::EBUSY);
         }

@@ -25,7 +25,12 @@ struct Entry {
 }
 
 const fn e(ino: Ino, parent: Ino, name: &'static str, kind: FileType) -> Entry {
-    Entry { ino, parent, name, kind }
+    Entry {
+        ino,
+        parent,
+        name,
+        kind,
+    }
 }
 
 use FileType::{Directory as D, Regular as R, Symlink as L};
@@ -120,12 +125,25 @@ fn kind_of(w: Which, p: &Process, ino: Ino) -> Result<FileType, Errno> {
         p.fs.fds.get(fd).map_err(|_| Errno::ENOENT)?;
         return Ok(L);
     }
-    table(w).iter().find(|x| x.ino == ino).map(|x| x.kind).ok_or(Errno::ENOENT)
+    table(w)
+        .iter()
+        .find(|x| x.ino == ino)
+        .map(|x| x.kind)
+        .ok_or(Errno::ENOENT)
 }
 
-pub fn metadata(w: Which, p: &Process, platform: &dyn Platform, ino: Ino) -> Result<Metadata, Errno> {
+pub fn metadata(
+    w: Which,
+    p: &Process,
+    platform: &dyn Platform,
+    ino: Ino,
+) -> Result<Metadata, Errno> {
     let kind = kind_of(w, p, ino)?;
-    let boot = Timestamp::from_ns(platform.realtime_ns().saturating_sub(platform.monotonic_ns()));
+    let boot = Timestamp::from_ns(
+        platform
+            .realtime_ns()
+            .saturating_sub(platform.monotonic_ns()),
+    );
     let perm = match kind {
         D => 0o555,
         L => 0o777,
@@ -154,11 +172,18 @@ pub fn lookup(w: Which, p: &Process, dir: Ino, name: &[u8]) -> Result<Ino, Errno
         return Err(Errno::ENOTDIR);
     }
     if w == Which::Proc && dir == FD_DIR {
-        let fd: i32 = core::str::from_utf8(name).ok().and_then(|s| s.parse().ok()).ok_or(Errno::ENOENT)?;
+        let fd: i32 = core::str::from_utf8(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(Errno::ENOENT)?;
         p.fs.fds.get(fd).map_err(|_| Errno::ENOENT)?;
         return Ok(FD_BASE + fd as u64);
     }
-    table(w).iter().find(|x| x.parent == dir && x.name.as_bytes() == name).map(|x| x.ino).ok_or(Errno::ENOENT)
+    table(w)
+        .iter()
+        .find(|x| x.parent == dir && x.name.as_bytes() == name)
+        .map(|x| x.ino)
+        .ok_or(Errno::ENOENT)
 }
 
 pub fn parent(w: Which, p: &Process, dir: Ino) -> Result<Ino, Errno> {
@@ -168,7 +193,11 @@ pub fn parent(w: Which, p: &Process, dir: Ino) -> Result<Ino, Errno> {
     if kind_of(w, p, dir)? != D {
         return Err(Errno::ENOTDIR);
     }
-    table(w).iter().find(|x| x.ino == dir).map(|x| x.parent).ok_or(Errno::ENOENT)
+    table(w)
+        .iter()
+        .find(|x| x.ino == dir)
+        .map(|x| x.parent)
+        .ok_or(Errno::ENOENT)
 }
 
 pub fn read_dir(w: Which, p: &Process, dir: Ino) -> Result<Vec<DirEntry>, Errno> {
@@ -180,13 +209,21 @@ pub fn read_dir(w: Which, p: &Process, dir: Ino) -> Result<Vec<DirEntry>, Errno>
             .fs
             .fds
             .iter()
-            .map(|(fd, _)| DirEntry { ino: FD_BASE + fd as u64, kind: L, name: format!("{fd}").into_bytes() })
+            .map(|(fd, _)| DirEntry {
+                ino: FD_BASE + fd as u64,
+                kind: L,
+                name: format!("{fd}").into_bytes(),
+            })
             .collect());
     }
     Ok(table(w)
         .iter()
         .filter(|x| x.parent == dir)
-        .map(|x| DirEntry { ino: x.ino, kind: x.kind, name: x.name.as_bytes().to_vec() })
+        .map(|x| DirEntry {
+            ino: x.ino,
+            kind: x.kind,
+            name: x.name.as_bytes().to_vec(),
+        })
         .collect())
 }
 
@@ -271,7 +308,12 @@ pub fn content(w: Which, p: &Process, platform: &dyn Platform, ino: Ino) -> Resu
         (Which::Proc, 6) => {
             // USER_HZ ticks: all of the time since boot is the app's (user) or idle.
             let ticks = up / 10_000_000;
-            let _ = writeln!(s, "cpu  {} 0 0 {} 0 0 0 0 0 0", ticks, ticks * (cpus as u64 - 1));
+            let _ = writeln!(
+                s,
+                "cpu  {} 0 0 {} 0 0 0 0 0 0",
+                ticks,
+                ticks * (cpus as u64 - 1)
+            );
             for i in 0..cpus {
                 let user = if i == 0 { ticks } else { 0 };
                 let _ = writeln!(s, "cpu{i} {user} 0 0 {} 0 0 0 0 0 0", ticks - user);
@@ -285,11 +327,23 @@ pub fn content(w: Which, p: &Process, platform: &dyn Platform, ino: Ino) -> Resu
         (Which::Proc, 7) => {
             let cs = up / 10_000_000;
             let idle = cs * (cpus as u64 - 1);
-            let _ = writeln!(s, "{}.{:02} {}.{:02}", cs / 100, cs % 100, idle / 100, idle % 100);
+            let _ = writeln!(
+                s,
+                "{}.{:02} {}.{:02}",
+                cs / 100,
+                cs % 100,
+                idle / 100,
+                idle % 100
+            );
         }
         (Which::Proc, 8) => {
             let running = p.threads.values().filter(|t| !t.blocked).count();
-            let _ = writeln!(s, "0.00 0.00 0.00 {running}/{} {}", p.threads.len(), p.threads.keys().max().copied().unwrap_or(1));
+            let _ = writeln!(
+                s,
+                "0.00 0.00 0.00 {running}/{} {}",
+                p.threads.len(),
+                p.threads.keys().max().copied().unwrap_or(1)
+            );
         }
         (Which::Proc, 12) => s.push_str("kiln\n"),
         (Which::Proc, 13) => {
@@ -316,7 +370,9 @@ pub fn content(w: Which, p: &Process, platform: &dyn Platform, ino: Ino) -> Resu
         (Which::Proc, 23) => {
             let _ = writeln!(s, "Linux version {} (kiln) #1 SMP", KERNEL_RELEASE);
         }
-        (Which::Proc, 24) => s.push_str("nodev\tproc\nnodev\tsysfs\nnodev\ttmpfs\nnodev\tdevtmpfs\n\tvfat\n"),
+        (Which::Proc, 24) => {
+            s.push_str("nodev\tproc\nnodev\tsysfs\nnodev\ttmpfs\nnodev\tdevtmpfs\n\tvfat\n")
+        }
         (Which::Proc, 32) => maps(p, &mut s),
         (Which::Proc, 33) => status(p, &mut s),
         (Which::Proc, 34) => stat(p, platform, &mut s),
@@ -358,7 +414,13 @@ fn maps(p: &Process, s: &mut String) {
             VmaKind::Stack => "[stack]",
             VmaKind::Anonymous => "",
         };
-        let _ = write!(s, "{start:08x}-{end:08x} {}{}{}p 00000000 00:00 0", f(Prot::READ, 'r'), f(Prot::WRITE, 'w'), f(Prot::EXEC, 'x'));
+        let _ = write!(
+            s,
+            "{start:08x}-{end:08x} {}{}{}p 00000000 00:00 0",
+            f(Prot::READ, 'r'),
+            f(Prot::WRITE, 'w'),
+            f(Prot::EXEC, 'x')
+        );
         if name.is_empty() {
             s.push('\n');
         } else {
@@ -376,7 +438,12 @@ fn status(p: &Process, s: &mut String) {
          VmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{}\nSigQ:\t0/4096\nCpus_allowed:\t{:x}\nCpus_allowed_list:\t0\n",
         comm(p),
         p.umask,
-        p.fs.fds.iter().map(|(fd, _)| fd + 1).max().unwrap_or(0).max(64),
+        p.fs.fds
+            .iter()
+            .map(|(fd, _)| fd + 1)
+            .max()
+            .unwrap_or(0)
+            .max(64),
         vsz / 1024,
         vsz / 1024,
         rss / 1024,
@@ -418,8 +485,18 @@ fn limits(p: &Process, s: &mut String) {
         ("Max realtime priority", Rtprio, ""),
         ("Max realtime timeout", Rttime, "us"),
     ];
-    let _ = writeln!(s, "{:<25} {:<20} {:<20} {:<10}", "Limit", "Soft Limit", "Hard Limit", "Units");
-    let v = |x: u64| if x == u64::MAX { String::from("unlimited") } else { format!("{x}") };
+    let _ = writeln!(
+        s,
+        "{:<25} {:<20} {:<20} {:<10}",
+        "Limit", "Soft Limit", "Hard Limit", "Units"
+    );
+    let v = |x: u64| {
+        if x == u64::MAX {
+            String::from("unlimited")
+        } else {
+            format!("{x}")
+        }
+    };
     for (name, r, unit) in rows {
         let l = p.rlimits.get(r);
         let _ = writeln!(s, "{name:<25} {:<20} {:<20} {unit:<10}", v(l.cur), v(l.max));
@@ -428,11 +505,21 @@ fn limits(p: &Process, s: &mut String) {
 
 fn mounts(p: &Process, s: &mut String) {
     for (_, m) in p.fs.mounts.iter() {
-        let _ = writeln!(s, "{} {} {} {},relatime 0 0", m.source, m.path, m.type_name(), if m.read_only { "ro" } else { "rw" });
+        let _ = writeln!(
+            s,
+            "{} {} {} {},relatime 0 0",
+            m.source,
+            m.path,
+            m.type_name(),
+            if m.read_only { "ro" } else { "rw" }
+        );
     }
 }
 
 /// The vnode of the synthetic root of mount `mount`.
 pub fn root(mount: usize) -> Vnode {
-    Vnode { mount, ino: super::ROOT_INO_SYNTHETIC }
+    Vnode {
+        mount,
+        ino: super::ROOT_INO_SYNTHETIC,
+    }
 }

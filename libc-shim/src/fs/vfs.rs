@@ -43,22 +43,42 @@ pub struct FileState {
     pub shared_maps: Vec<crate::syscall::file_mmap::SharedMap>,
 }
 
-const DIR: Owner = Owner { perm: 0o755, uid: 0, gid: 0 };
-const FILE: Owner = Owner { perm: 0o644, uid: 0, gid: 0 };
+const DIR: Owner = Owner {
+    perm: 0o755,
+    uid: 0,
+    gid: 0,
+};
+const FILE: Owner = Owner {
+    perm: 0o644,
+    uid: 0,
+    gid: 0,
+};
 
 /// The /etc files every image has unless its rootfs brings its own.
 const DEFAULT_ETC: &[(&str, &str)] = &[
-    ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+    (
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    ),
     ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
-    ("etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tkiln\n"),
+    (
+        "etc/hosts",
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tkiln\n",
+    ),
     ("etc/resolv.conf", "nameserver 10.0.2.3\n"),
-    ("etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\nservices: files\nprotocols: files\n"),
+    (
+        "etc/nsswitch.conf",
+        "passwd: files\ngroup: files\nhosts: files dns\nservices: files\nprotocols: files\n",
+    ),
     (
         "etc/services",
         "ftp\t\t21/tcp\nssh\t\t22/tcp\nsmtp\t\t25/tcp\ndomain\t\t53/tcp\ndomain\t\t53/udp\nhttp\t\t80/tcp\n\
          https\t\t443/tcp\nmysql\t\t3306/tcp\npostgresql\t5432/tcp\nredis\t\t6379/tcp\nhttp-alt\t8080/tcp\n",
     ),
-    ("etc/protocols", "ip\t0\tIP\nicmp\t1\tICMP\ntcp\t6\tTCP\nudp\t17\tUDP\nipv6\t41\tIPv6\nipv6-icmp\t58\tIPv6-ICMP\n"),
+    (
+        "etc/protocols",
+        "ip\t0\tIP\nicmp\t1\tICMP\ntcp\t6\tTCP\nudp\t17\tUDP\nipv6\t41\tIPv6\nipv6-icmp\t58\tIPv6-ICMP\n",
+    ),
     ("etc/hostname", "kiln\n"),
 ];
 
@@ -72,17 +92,31 @@ impl FileState {
     pub fn new() -> Self {
         let rootfs = Arc::new(MemFs::new("rootfs", RAMFS_MAGIC));
         for dir in ["tmp", "dev", "proc", "sys", "etc", "root", "bin"] {
-            rootfs.ensure(dir.as_bytes(), NewNode::Directory, DIR).expect("fresh rootfs");
+            rootfs
+                .ensure(dir.as_bytes(), NewNode::Directory, DIR)
+                .expect("fresh rootfs");
         }
         for (path, text) in DEFAULT_ETC {
-            rootfs.insert_static(path.as_bytes(), owned(text), FILE, Default::default()).expect("fresh rootfs");
+            rootfs
+                .insert_static(path.as_bytes(), owned(text), FILE, Default::default())
+                .expect("fresh rootfs");
         }
         let root_dyn: Arc<dyn Filesystem> = rootfs.clone();
         let mut mounts = MountTable::new(root_dyn, "rootfs");
-        let at = |name: &str| Vnode { mount: 0, ino: rootfs.resolve(name.as_bytes()).expect("made above") };
+        let at = |name: &str| Vnode {
+            mount: 0,
+            ino: rootfs.resolve(name.as_bytes()).expect("made above"),
+        };
         let devfs = Arc::new(MemFs::new("devtmpfs", TMPFS_MAGIC));
-        let chr = |rdev| NewNode::Special { kind: FileType::CharDevice, rdev };
-        let rw = Owner { perm: 0o666, uid: 0, gid: 0 };
+        let chr = |rdev| NewNode::Special {
+            kind: FileType::CharDevice,
+            rdev,
+        };
+        let rw = Owner {
+            perm: 0o666,
+            uid: 0,
+            gid: 0,
+        };
         for (name, rdev) in [
             ("null", device::NULL),
             ("zero", device::ZERO),
@@ -92,7 +126,9 @@ impl FileState {
             ("tty", device::TTY),
             ("console", device::CONSOLE),
         ] {
-            devfs.ensure(name.as_bytes(), chr(rdev), rw).expect("fresh devfs");
+            devfs
+                .ensure(name.as_bytes(), chr(rdev), rw)
+                .expect("fresh devfs");
         }
         for (name, target) in [
             ("fd", "/proc/self/fd"),
@@ -100,25 +136,83 @@ impl FileState {
             ("stdout", "/proc/self/fd/1"),
             ("stderr", "/proc/self/fd/2"),
         ] {
-            devfs.ensure(name.as_bytes(), NewNode::Symlink { target: target.as_bytes() }, Owner { perm: 0o777, uid: 0, gid: 0 }).expect("fresh devfs");
+            devfs
+                .ensure(
+                    name.as_bytes(),
+                    NewNode::Symlink {
+                        target: target.as_bytes(),
+                    },
+                    Owner {
+                        perm: 0o777,
+                        uid: 0,
+                        gid: 0,
+                    },
+                )
+                .expect("fresh devfs");
         }
-        let shm = devfs.ensure(b"shm", NewNode::Directory, Owner { perm: 0o1777, uid: 0, gid: 0 }).expect("fresh devfs");
-        let dev = mounts.mount("/dev", at("dev"), Mounted::Fs(devfs), false, "devtmpfs").expect("fresh table");
+        let shm = devfs
+            .ensure(
+                b"shm",
+                NewNode::Directory,
+                Owner {
+                    perm: 0o1777,
+                    uid: 0,
+                    gid: 0,
+                },
+            )
+            .expect("fresh devfs");
+        let dev = mounts
+            .mount("/dev", at("dev"), Mounted::Fs(devfs), false, "devtmpfs")
+            .expect("fresh table");
         let tmpfs = |_: ()| -> Arc<dyn Filesystem> { Arc::new(MemFs::new("tmpfs", TMPFS_MAGIC)) };
-        mounts.mount("/dev/shm", Vnode { mount: dev, ino: shm }, Mounted::Fs(tmpfs(())), false, "tmpfs").expect("fresh table");
+        mounts
+            .mount(
+                "/dev/shm",
+                Vnode {
+                    mount: dev,
+                    ino: shm,
+                },
+                Mounted::Fs(tmpfs(())),
+                false,
+                "tmpfs",
+            )
+            .expect("fresh table");
         let tmp = tmpfs(());
-        tmp.set_attr(tmp.root(), &super::SetAttr { perm: Some(0o1777), ..Default::default() }).expect("fresh tmpfs");
-        mounts.mount("/tmp", at("tmp"), Mounted::Fs(tmp), false, "tmpfs").expect("fresh table");
-        mounts.mount("/proc", at("proc"), Mounted::Proc, false, "proc").expect("fresh table");
-        mounts.mount("/sys", at("sys"), Mounted::Sys, true, "sysfs").expect("fresh table");
+        tmp.set_attr(
+            tmp.root(),
+            &super::SetAttr {
+                perm: Some(0o1777),
+                ..Default::default()
+            },
+        )
+        .expect("fresh tmpfs");
+        mounts
+            .mount("/tmp", at("tmp"), Mounted::Fs(tmp), false, "tmpfs")
+            .expect("fresh table");
+        mounts
+            .mount("/proc", at("proc"), Mounted::Proc, false, "proc")
+            .expect("fresh table");
+        mounts
+            .mount("/sys", at("sys"), Mounted::Sys, true, "sysfs")
+            .expect("fresh table");
 
         let mut fds = FdTable::default();
         for (fd, stream) in [(0, Stream::Out), (1, Stream::Out), (2, Stream::Err)] {
-            let console: Arc<dyn File> = Arc::new(Console { stream, input: fd == 0, ino: 3 + fd as u64 });
+            let console: Arc<dyn File> = Arc::new(Console {
+                stream,
+                input: fd == 0,
+                ino: 3 + fd as u64,
+            });
             // The console decides per call whether it reads or writes (that depends on
             // whether it is a terminal); the description allows both.
             let flags = StatusFlags::RDWR;
-            fds.put(fd, FdEntry { desc: OpenFile::new(console, flags, Some(String::from("/dev/console"))), cloexec: false });
+            fds.put(
+                fd,
+                FdEntry {
+                    desc: OpenFile::new(console, flags, Some(String::from("/dev/console"))),
+                    cloexec: false,
+                },
+            );
         }
         FileState {
             cwd: mounts.root_of(0),
@@ -163,7 +257,10 @@ fn lookup(p: &Process, v: Vnode, name: &[u8]) -> Result<Vnode, Errno> {
         Mounted::Proc => synth::lookup(Which::Proc, p, v.ino, name)?,
         Mounted::Sys => synth::lookup(Which::Sys, p, v.ino, name)?,
     };
-    let mut next = Vnode { mount: v.mount, ino };
+    let mut next = Vnode {
+        mount: v.mount,
+        ino,
+    };
     while let Some(m) = p.fs.mounts.mounted_on(next) {
         next = p.fs.mounts.root_of(m);
     }
@@ -187,7 +284,10 @@ fn parent(p: &Process, mut v: Vnode) -> Result<Vnode, Errno> {
         Mounted::Proc => synth::parent(Which::Proc, p, v.ino)?,
         Mounted::Sys => synth::parent(Which::Sys, p, v.ino)?,
     };
-    Ok(Vnode { mount: v.mount, ino })
+    Ok(Vnode {
+        mount: v.mount,
+        ino,
+    })
 }
 
 /// Text of the symlink `v` (readlink).
@@ -200,11 +300,20 @@ pub fn readlink(p: &Process, v: Vnode) -> Result<Vec<u8>, Errno> {
 }
 
 /// Entries of directory `v` from the `start`-th (without `.` and `..`).
-pub fn read_dir(p: &Process, v: Vnode, start: usize, each: &mut dyn FnMut(DirEntry) -> bool) -> Result<(), Errno> {
+pub fn read_dir(
+    p: &Process,
+    v: Vnode,
+    start: usize,
+    each: &mut dyn FnMut(DirEntry) -> bool,
+) -> Result<(), Errno> {
     match &p.fs.mounts.get(v.mount).fs {
         Mounted::Fs(fs) => fs.read_dir(v.ino, start, each),
         Mounted::Proc | Mounted::Sys => {
-            let which = if matches!(p.fs.mounts.get(v.mount).fs, Mounted::Proc) { Which::Proc } else { Which::Sys };
+            let which = if matches!(p.fs.mounts.get(v.mount).fs, Mounted::Proc) {
+                Which::Proc
+            } else {
+                Which::Sys
+            };
             for e in synth::read_dir(which, p, v.ino)?.into_iter().skip(start) {
                 if !each(e) {
                     break;
@@ -216,7 +325,12 @@ pub fn read_dir(p: &Process, v: Vnode, start: usize, each: &mut dyn FnMut(DirEnt
 }
 
 /// The directory a relative path starts from: the cwd, or `dirfd`'s directory.
-pub fn start_dir(p: &Process, platform: &dyn Platform, dirfd: i32, path: &[u8]) -> Result<Vnode, Errno> {
+pub fn start_dir(
+    p: &Process,
+    platform: &dyn Platform,
+    dirfd: i32,
+    path: &[u8],
+) -> Result<Vnode, Errno> {
     const AT_FDCWD: i32 = -100;
     if path.first() == Some(&b'/') {
         return Ok(p.fs.mounts.root_of(0));
@@ -233,7 +347,13 @@ pub fn start_dir(p: &Process, platform: &dyn Platform, dirfd: i32, path: &[u8]) 
 }
 
 /// Resolves `path` from `start`. `follow`: follow a symlink in the last component.
-pub fn walk(p: &Process, platform: &dyn Platform, start: Vnode, path: &[u8], follow: bool) -> Result<Resolved, Errno> {
+pub fn walk(
+    p: &Process,
+    platform: &dyn Platform,
+    start: Vnode,
+    path: &[u8],
+    follow: bool,
+) -> Result<Resolved, Errno> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -328,12 +448,21 @@ fn follow_link(p: &Process, v: Vnode) -> Result<Link, Errno> {
 
 /// Path components in reverse order.
 fn components(path: &[u8]) -> Vec<Vec<u8>> {
-    path.split(|&b| b == b'/').filter(|c| !c.is_empty()).rev().map(<[u8]>::to_vec).collect()
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+        .rev()
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 /// For calls that create or remove a name: the directory and the last component (`.` when
 /// the path has none, as for "/"), and whether the path ended in `/`.
-pub fn walk_parent(p: &Process, platform: &dyn Platform, start: Vnode, path: &[u8]) -> Result<(Vnode, Vec<u8>, bool), Errno> {
+pub fn walk_parent(
+    p: &Process,
+    platform: &dyn Platform,
+    start: Vnode,
+    path: &[u8],
+) -> Result<(Vnode, Vec<u8>, bool), Errno> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -384,16 +513,32 @@ pub fn writable_fs(p: &Process, v: Vnode) -> Result<&Arc<dyn Filesystem>, Errno>
 }
 
 /// Opens the inode `v` as a [`File`].
-pub fn open_vnode(p: &Process, platform: &dyn Platform, v: Vnode, meta: &Metadata, path_only: bool) -> Result<Arc<dyn File>, Errno> {
+pub fn open_vnode(
+    p: &Process,
+    platform: &dyn Platform,
+    v: Vnode,
+    meta: &Metadata,
+    path_only: bool,
+) -> Result<Arc<dyn File>, Errno> {
     let m = p.fs.mounts.get(v.mount);
     let which = match &m.fs {
         Mounted::Fs(fs) => {
             if !path_only && matches!(meta.kind, FileType::CharDevice | FileType::BlockDevice) {
                 if let Some(kind) = Device::kind_of(meta.rdev) {
-                    return Ok(Arc::new(Device { kind, vnode: v, meta: *meta }));
+                    return Ok(Arc::new(Device {
+                        kind,
+                        vnode: v,
+                        meta: *meta,
+                    }));
                 }
-                if matches!(meta.rdev, device::TTY | device::CONSOLE) && meta.kind == FileType::CharDevice {
-                    return Ok(Arc::new(Console { stream: Stream::Out, input: false, ino: meta.ino }));
+                if matches!(meta.rdev, device::TTY | device::CONSOLE)
+                    && meta.kind == FileType::CharDevice
+                {
+                    return Ok(Arc::new(Console {
+                        stream: Stream::Out,
+                        input: false,
+                        ino: meta.ino,
+                    }));
                 }
                 return Err(Errno::ENXIO);
             }
@@ -414,7 +559,12 @@ pub fn open_vnode(p: &Process, platform: &dyn Platform, v: Vnode, meta: &Metadat
     if meta.kind == FileType::Regular {
         meta.size = 0; // as procfs reports
     }
-    Ok(Arc::new(Snapshot { vnode: v, meta, data, entries }))
+    Ok(Arc::new(Snapshot {
+        vnode: v,
+        meta,
+        data,
+        entries,
+    }))
 }
 
 /// The absolute path of directory `v`, by walking `..` and finding each name in its parent.
@@ -439,7 +589,10 @@ pub fn dir_path(p: &Process, v: Vnode) -> Result<String, Errno> {
         let up = parent(p, cur)?;
         let mut found = None;
         read_dir(p, up, 0, &mut |e| {
-            let hit = Vnode { mount: up.mount, ino: e.ino } == named;
+            let hit = Vnode {
+                mount: up.mount,
+                ino: e.ino,
+            } == named;
             if hit {
                 found = Some(e.name);
             }

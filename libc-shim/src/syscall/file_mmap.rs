@@ -27,12 +27,24 @@ pub struct SharedMap {
     pub offset: u64,
 }
 
-pub(crate) fn mmap_file<P: Platform>(ctx: &mut Ctx<'_, P>, at: Placement, len: u64, prot: Prot, shared: bool, fd: Fd, offset: u64) -> Result<usize, Errno> {
+pub(crate) fn mmap_file<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    at: Placement,
+    len: u64,
+    prot: Prot,
+    shared: bool,
+    fd: Fd,
+    offset: u64,
+) -> Result<usize, Errno> {
     let d = desc(ctx, fd)?;
     let flags = d.flags();
     let support = d.file.mmap_support();
     if support == MmapSupport::No || flags.contains(crate::fd::StatusFlags::PATH) {
-        return Err(if flags.contains(crate::fd::StatusFlags::PATH) { Errno::EBADF } else { Errno::ENODEV });
+        return Err(if flags.contains(crate::fd::StatusFlags::PATH) {
+            Errno::EBADF
+        } else {
+            Errno::ENODEV
+        });
     }
     if !flags.readable() {
         return Err(Errno::EACCES);
@@ -71,7 +83,12 @@ pub(crate) fn mmap_file<P: Platform>(ctx: &mut Ctx<'_, P>, at: Placement, len: u
         done += n as u64;
     }
     if write_back {
-        ctx.process.fs.shared_maps.push(SharedMap { addr, len, file: d.file.clone(), offset });
+        ctx.process.fs.shared_maps.push(SharedMap {
+            addr,
+            len,
+            file: d.file.clone(),
+            offset,
+        });
     }
     Ok(addr as usize)
 }
@@ -99,7 +116,11 @@ pub(crate) fn write_back<P: Platform>(ctx: &Ctx<'_, P>, addr: u64, len: u64) -> 
 }
 
 /// Before `[addr, addr+len)` is unmapped: write shared pages back and forget them.
-pub(crate) fn before_unmap<P: Platform>(ctx: &mut Ctx<'_, P>, addr: u64, len: u64) -> Result<(), Errno> {
+pub(crate) fn before_unmap<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    addr: u64,
+    len: u64,
+) -> Result<(), Errno> {
     if ctx.process.fs.shared_maps.is_empty() {
         return Ok(());
     }
@@ -113,10 +134,18 @@ pub(crate) fn before_unmap<P: Platform>(ctx: &mut Ctx<'_, P>, addr: u64, len: u6
             continue;
         }
         if m.addr < addr {
-            kept.push(SharedMap { len: addr - m.addr, ..m.clone() });
+            kept.push(SharedMap {
+                len: addr - m.addr,
+                ..m.clone()
+            });
         }
         if m_end > end {
-            kept.push(SharedMap { addr: end, len: m_end - end, offset: m.offset + (end - m.addr), ..m.clone() });
+            kept.push(SharedMap {
+                addr: end,
+                len: m_end - end,
+                offset: m.offset + (end - m.addr),
+                ..m.clone()
+            });
         }
     }
     ctx.process.fs.shared_maps = kept;
@@ -127,15 +156,28 @@ const MS_ASYNC: u32 = 1;
 const MS_INVALIDATE: u32 = 2;
 const MS_SYNC: u32 = 4;
 
-pub fn sys_msync<P: Platform>(ctx: &mut Ctx<'_, P>, addr: u64, len: u64, flags: u32) -> Result<usize, Errno> {
-    if !addr.is_multiple_of(PAGE_SIZE) || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || flags & (MS_ASYNC | MS_SYNC) == (MS_ASYNC | MS_SYNC) {
+pub fn sys_msync<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    addr: u64,
+    len: u64,
+    flags: u32,
+) -> Result<usize, Errno> {
+    if !addr.is_multiple_of(PAGE_SIZE)
+        || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || flags & (MS_ASYNC | MS_SYNC) == (MS_ASYNC | MS_SYNC)
+    {
         return Err(Errno::EINVAL);
     }
-    let len = len.checked_next_multiple_of(PAGE_SIZE).ok_or(Errno::ENOMEM)?;
+    let len = len
+        .checked_next_multiple_of(PAGE_SIZE)
+        .ok_or(Errno::ENOMEM)?;
     if len == 0 {
         return Ok(0);
     }
-    ctx.process.mm.check_access(addr, len, Prot::empty()).map_err(|_| Errno::ENOMEM)?;
+    ctx.process
+        .mm
+        .check_access(addr, len, Prot::empty())
+        .map_err(|_| Errno::ENOMEM)?;
     write_back(ctx, addr, len)?;
     if flags & MS_SYNC != 0 {
         for m in ctx.process.fs.shared_maps.clone() {

@@ -91,9 +91,19 @@ fn err(e: Errno) -> i64 {
 fn setup() -> T {
     let fake = FakePlatform::default();
     let mut mm = Mm::new();
-    mm.map_fixed(&fake, BUF, BUF_LEN, Prot::READ | Prot::WRITE, VmaKind::Anonymous).unwrap();
+    mm.map_fixed(
+        &fake,
+        BUF,
+        BUF_LEN,
+        Prot::READ | Prot::WRITE,
+        VmaKind::Anonymous,
+    )
+    .unwrap();
     mm.set_brk_base(0x100_0000);
-    T { p: Process::new(mm, "/bin/app"), fake }
+    T {
+        p: Process::new(mm, "/bin/app"),
+        fake,
+    }
 }
 
 impl T {
@@ -159,7 +169,10 @@ impl T {
             return Err(r);
         }
         let b = self.get(BUF, 144);
-        Ok((u32::from_le_bytes(b[24..28].try_into().unwrap()), i64::from_le_bytes(b[48..56].try_into().unwrap())))
+        Ok((
+            u32::from_le_bytes(b[24..28].try_into().unwrap()),
+            i64::from_le_bytes(b[48..56].try_into().unwrap()),
+        ))
     }
 }
 
@@ -178,7 +191,10 @@ fn open_read_write_seek_close() {
     assert_eq!(t.call(nr::LSEEK, &[fd as u64, 6, 0]), 6);
     assert_eq!(t.read_all(fd), b"world");
     assert_eq!(t.call(nr::LSEEK, &[fd as u64, (-5i64) as u64, 2]), 6);
-    assert_eq!(t.call(nr::LSEEK, &[fd as u64, (-50i64) as u64, 1]), err(Errno::EINVAL));
+    assert_eq!(
+        t.call(nr::LSEEK, &[fd as u64, (-50i64) as u64, 1]),
+        err(Errno::EINVAL)
+    );
     assert_eq!(t.call(nr::LSEEK, &[fd as u64, 0, 9]), err(Errno::EINVAL));
     assert_eq!(t.call(nr::LSEEK, &[fd as u64, 3, 3]), 3, "SEEK_DATA");
     assert_eq!(t.call(nr::LSEEK, &[fd as u64, 3, 4]), 11, "SEEK_HOLE");
@@ -188,7 +204,10 @@ fn open_read_write_seek_close() {
     assert_eq!(t.call(nr::PWRITE, &[fd as u64, BUF, 1, 0]), 1);
     assert_eq!(t.call(nr::PREAD, &[fd as u64, BUF + 100, 5, 0]), 5);
     assert_eq!(t.get(BUF + 100, 5), b"Jello");
-    assert_eq!(t.call(nr::PREAD, &[fd as u64, BUF, 5, (-1i64) as u64]), err(Errno::EINVAL));
+    assert_eq!(
+        t.call(nr::PREAD, &[fd as u64, BUF, 5, (-1i64) as u64]),
+        err(Errno::EINVAL)
+    );
     assert_eq!(t.call(nr::CLOSE, &[fd as u64]), 0);
     assert_eq!(t.call(nr::CLOSE, &[fd as u64]), err(Errno::EBADF));
     assert_eq!(t.call(nr::READ, &[fd as u64, BUF, 1]), err(Errno::EBADF));
@@ -199,7 +218,10 @@ fn open_read_write_seek_close() {
     assert_eq!(t.write_str(ro, "x"), err(Errno::EBADF));
     let wo = t.open("/tmp/a", O_WRONLY, 0);
     assert_eq!(t.call(nr::READ, &[wo as u64, BUF, 1]), err(Errno::EBADF));
-    assert_eq!(t.call(nr::READ, &[ro as u64, UNMAPPED, 1]), err(Errno::EFAULT));
+    assert_eq!(
+        t.call(nr::READ, &[ro as u64, UNMAPPED, 1]),
+        err(Errno::EFAULT)
+    );
     assert_eq!(t.open("/tmp/a", 3, 0), err(Errno::EINVAL));
 }
 
@@ -207,16 +229,25 @@ fn open_read_write_seek_close() {
 fn open_flags_and_errors() {
     let mut t = setup();
     assert_eq!(t.open("/nope", 0, 0), err(Errno::ENOENT));
-    assert_eq!(t.open("/nope/x", O_CREAT | O_RDWR, 0o644), err(Errno::ENOENT));
+    assert_eq!(
+        t.open("/nope/x", O_CREAT | O_RDWR, 0o644),
+        err(Errno::ENOENT)
+    );
     assert_eq!(t.open("", 0, 0), err(Errno::ENOENT));
     assert_eq!(t.open("/etc/passwd/x", 0, 0), err(Errno::ENOTDIR));
     assert_eq!(t.open("/etc/passwd/", 0, 0), err(Errno::ENOTDIR));
     assert_eq!(t.open("/etc/passwd", O_DIRECTORY, 0), err(Errno::ENOTDIR));
     assert_eq!(t.open("/etc", O_RDWR, 0), err(Errno::EISDIR));
-    assert_eq!(t.open("/tmp/d/", O_CREAT | O_RDWR, 0o644), err(Errno::EISDIR));
+    assert_eq!(
+        t.open("/tmp/d/", O_CREAT | O_RDWR, 0o644),
+        err(Errno::EISDIR)
+    );
     let fd = t.open("/tmp/f", O_CREAT | O_EXCL | O_WRONLY, 0o600);
     assert!(fd >= 3);
-    assert_eq!(t.open("/tmp/f", O_CREAT | O_EXCL | O_WRONLY, 0o600), err(Errno::EEXIST));
+    assert_eq!(
+        t.open("/tmp/f", O_CREAT | O_EXCL | O_WRONLY, 0o600),
+        err(Errno::EEXIST)
+    );
     t.write_str(fd, "abcdef");
     // O_APPEND writes at the end whatever the offset.
     let a = t.open("/tmp/f", O_APPEND | O_WRONLY, 0);
@@ -229,14 +260,20 @@ fn open_flags_and_errors() {
     assert_eq!(t.file("/tmp/f"), b"");
     // Long names.
     let long = "x".repeat(256);
-    assert_eq!(t.open(&alloc::format!("/tmp/{long}"), O_CREAT | O_RDWR, 0o644), err(Errno::ENAMETOOLONG));
+    assert_eq!(
+        t.open(&alloc::format!("/tmp/{long}"), O_CREAT | O_RDWR, 0o644),
+        err(Errno::ENAMETOOLONG)
+    );
     let huge = "a/".repeat(2100);
     let mut b = huge.into_bytes();
     b.push(0);
     t.put(BUF, &b);
     assert_eq!(t.call(nr::OPEN, &[BUF, 0, 0]), err(Errno::ENAMETOOLONG));
     // Read-only filesystems.
-    assert_eq!(t.open("/sys/devices/system/cpu/online", O_WRONLY, 0), err(Errno::EACCES));
+    assert_eq!(
+        t.open("/sys/devices/system/cpu/online", O_WRONLY, 0),
+        err(Errno::EACCES)
+    );
     assert_eq!(t.open("/proc/meminfo", O_RDWR, 0), err(Errno::EACCES));
 }
 
@@ -251,7 +288,10 @@ fn symlinks_dotdot_and_eloop() {
     // lstat sees the link, stat the target.
     let p = t.path(PATH, "/tmp/l");
     assert_eq!(t.call(nr::LSTAT, &[p, BUF]), 0);
-    assert_eq!(u32::from_le_bytes(t.get(BUF + 24, 4).try_into().unwrap()) & 0o170000, 0o120000);
+    assert_eq!(
+        u32::from_le_bytes(t.get(BUF + 24, 4).try_into().unwrap()) & 0o170000,
+        0o120000
+    );
     assert_eq!(t.call(nr::READLINK, &[p, BUF, 100]), 10);
     assert_eq!(t.get(BUF, 10), b"/etc/hosts");
     // A loop.
@@ -266,7 +306,10 @@ fn symlinks_dotdot_and_eloop() {
     assert!(t.text("/tmp/../etc/hostname").starts_with("kiln"));
     assert!(t.text("/../../etc/hostname").starts_with("kiln"));
     assert!(t.text("/dev/shm/../../etc/hostname").starts_with("kiln"));
-    assert!(t.text("/proc/self/../self/../1/../sys/kernel/ostype").starts_with("Linux"));
+    assert!(
+        t.text("/proc/self/../self/../1/../sys/kernel/ostype")
+            .starts_with("Linux")
+    );
     // Relative to cwd and to a dirfd.
     let p = t.path(PATH, "/etc");
     assert_eq!(t.call(nr::CHDIR, &[p]), 0);
@@ -280,7 +323,10 @@ fn symlinks_dotdot_and_eloop() {
     assert!(fd >= 0);
     let f = t.open("/etc/passwd", 0, 0);
     let p = t.path(PATH, "cpuinfo");
-    assert_eq!(t.call(nr::OPENAT, &[f as u64, p, 0, 0]), err(Errno::ENOTDIR));
+    assert_eq!(
+        t.call(nr::OPENAT, &[f as u64, p, 0, 0]),
+        err(Errno::ENOTDIR)
+    );
     assert_eq!(t.call(nr::OPENAT, &[99, p, 0, 0]), err(Errno::EBADF));
 }
 
@@ -305,13 +351,25 @@ fn directories_rename_link_unlink() {
     assert_eq!(t.call(nr::LINK, &[p, new]), err(Errno::EEXIST));
     let p = t.path(PATH, "/tmp/d/g");
     assert_eq!(t.call(nr::STAT, &[p, BUF]), 0);
-    assert_eq!(u64::from_le_bytes(t.get(BUF + 16, 8).try_into().unwrap()), 2, "nlink");
+    assert_eq!(
+        u64::from_le_bytes(t.get(BUF + 16, 8).try_into().unwrap()),
+        2,
+        "nlink"
+    );
     let other = t.open("/tmp/h", O_CREAT | O_WRONLY, 0o644);
     t.write_str(other, "other");
     let from = t.path(PATH, "/tmp/h");
     let to = t.path(PATH2, "/tmp/d/g");
-    assert_eq!(t.call(nr::RENAMEAT2, &[CWD, from, CWD, to, 1]), err(Errno::EEXIST), "NOREPLACE");
-    assert_eq!(t.call(nr::RENAMEAT2, &[CWD, from, CWD, to, 2]), 0, "EXCHANGE");
+    assert_eq!(
+        t.call(nr::RENAMEAT2, &[CWD, from, CWD, to, 1]),
+        err(Errno::EEXIST),
+        "NOREPLACE"
+    );
+    assert_eq!(
+        t.call(nr::RENAMEAT2, &[CWD, from, CWD, to, 2]),
+        0,
+        "EXCHANGE"
+    );
     assert_eq!(t.file("/tmp/h"), b"data");
     assert_eq!(t.file("/tmp/d/g"), b"other");
     let from = t.path(PATH, "/tmp/h");
@@ -324,7 +382,11 @@ fn directories_rename_link_unlink() {
     let inside = t.path(PATH2, "/tmp/d/sub");
     assert_eq!(t.call(nr::RENAME, &[d, inside]), err(Errno::EINVAL));
     let file = t.path(PATH2, "/tmp/d/f");
-    assert_eq!(t.call(nr::RENAME, &[d, file]), err(Errno::EINVAL), "the target is inside the source");
+    assert_eq!(
+        t.call(nr::RENAME, &[d, file]),
+        err(Errno::EINVAL),
+        "the target is inside the source"
+    );
     let plain = t.open("/tmp/plain", O_CREAT | O_WRONLY, 0o644);
     assert!(plain > 0);
     let d = t.path(PATH, "/tmp/d");
@@ -358,7 +420,11 @@ fn unlinked_open_files_live_on() {
     t.call(nr::LSEEK, &[fd as u64, 0, 0]);
     assert_eq!(t.read_all(fd), b"still here");
     assert_eq!(t.call(nr::FSTAT, &[fd as u64, BUF]), 0);
-    assert_eq!(u64::from_le_bytes(t.get(BUF + 16, 8).try_into().unwrap()), 0, "nlink 0");
+    assert_eq!(
+        u64::from_le_bytes(t.get(BUF + 16, 8).try_into().unwrap()),
+        0,
+        "nlink 0"
+    );
 }
 
 #[test]
@@ -378,11 +444,19 @@ fn dup_shares_the_offset_and_cloexec_is_per_fd() {
     assert_eq!(t.call(nr::DUP3, &[fd, 11, O_CLOEXEC]), 11);
     assert_eq!(t.call(nr::FCNTL, &[11, 1, 0]), 1);
     assert_eq!(t.call(nr::FCNTL, &[fd, 1030, 20]), 20, "F_DUPFD_CLOEXEC");
-    assert_eq!(t.call(nr::FCNTL, &[fd, 0, 0]), 5, "F_DUPFD takes the lowest free");
+    assert_eq!(
+        t.call(nr::FCNTL, &[fd, 0, 0]),
+        5,
+        "F_DUPFD takes the lowest free"
+    );
     // F_GETFL / F_SETFL.
     assert_eq!(t.call(nr::FCNTL, &[fd, 3, 0]) & 0o4000, 0);
     assert_eq!(t.call(nr::FCNTL, &[fd, 4, O_NONBLOCK | O_WRONLY]), 0);
-    assert_eq!(t.call(nr::FCNTL, &[d, 3, 0]) & 0o4003, 0o4000, "shared description; access mode unchanged");
+    assert_eq!(
+        t.call(nr::FCNTL, &[d, 3, 0]) & 0o4003,
+        0o4000,
+        "shared description; access mode unchanged"
+    );
     // Locks: granted; GETLK reports the range free.
     let mut fl = vec![0u8; 32];
     fl[0] = 0; // F_RDLCK
@@ -416,18 +490,27 @@ fn pipes_block_wake_and_break() {
     let mut t = setup();
     assert_eq!(t.call(nr::PIPE2, &[BUF + 0x100, O_CLOEXEC]), 0);
     let fds = t.get(BUF + 0x100, 8);
-    let (r, w) = (u32::from_le_bytes(fds[..4].try_into().unwrap()) as u64, u32::from_le_bytes(fds[4..].try_into().unwrap()) as u64);
+    let (r, w) = (
+        u32::from_le_bytes(fds[..4].try_into().unwrap()) as u64,
+        u32::from_le_bytes(fds[4..].try_into().unwrap()) as u64,
+    );
     assert_eq!((r, w), (3, 4));
     assert_eq!(t.call(nr::PIPE2, &[BUF, 0x1]), err(Errno::EINVAL));
     // An empty pipe blocks the reader (no deadline) ...
-    assert_eq!(t.sys(nr::READ, &[r, BUF, 10]), SyscallOutcome::Block { deadline: None });
+    assert_eq!(
+        t.sys(nr::READ, &[r, BUF, 10]),
+        SyscallOutcome::Block { deadline: None }
+    );
     // ... until a write notifies it.
     t.put(BUF + 0x200, b"abc");
     let mut a = [0u64; 6];
     a[..3].copy_from_slice(&[w, BUF + 0x200, 3]);
     // Another thread writes.
     t.p.threads.insert(2, crate::process::Thread::new(2));
-    assert_eq!(t.p.syscall(&t.fake, 2, nr::WRITE, a), SyscallOutcome::Return(3));
+    assert_eq!(
+        t.p.syscall(&t.fake, 2, nr::WRITE, a),
+        SyscallOutcome::Return(3)
+    );
     assert_eq!(t.p.take_woken(), vec![1]);
     assert_eq!(t.call(nr::READ, &[r, BUF, 10]), 3);
     assert_eq!(t.get(BUF, 3), b"abc");
@@ -449,14 +532,30 @@ fn pipes_block_wake_and_break() {
     // Reader closed: EPIPE, and SIGPIPE's default action ends the process.
     assert_eq!(t.call(nr::PIPE, &[BUF + 0x100]), 0);
     let fds = t.get(BUF + 0x100, 8);
-    let (r2, w2) = (u32::from_le_bytes(fds[..4].try_into().unwrap()) as u64, u32::from_le_bytes(fds[4..].try_into().unwrap()) as u64);
+    let (r2, w2) = (
+        u32::from_le_bytes(fds[..4].try_into().unwrap()) as u64,
+        u32::from_le_bytes(fds[4..].try_into().unwrap()) as u64,
+    );
     t.call(nr::CLOSE, &[r2]);
     t.put(BUF, b"x");
-    assert_eq!(t.sys(nr::WRITE, &[w2, BUF, 1]), SyscallOutcome::Exit { status: 128 + 13, signal: Some(13) });
+    assert_eq!(
+        t.sys(nr::WRITE, &[w2, BUF, 1]),
+        SyscallOutcome::Exit {
+            status: 128 + 13,
+            signal: Some(13)
+        }
+    );
     // With SIGPIPE ignored: EPIPE.
-    let ign = [1u64, 0, 0, 0].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+    let ign = [1u64, 0, 0, 0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect::<Vec<u8>>();
     t.put(BUF + 0x500, &ign);
-    assert_eq!(t.call(13, &[13, BUF + 0x500, 0, 8]), 0, "rt_sigaction(SIGPIPE, SIG_IGN)");
+    assert_eq!(
+        t.call(13, &[13, BUF + 0x500, 0, 8]),
+        0,
+        "rt_sigaction(SIGPIPE, SIG_IGN)"
+    );
     assert_eq!(t.call(nr::WRITE, &[w2, BUF, 1]), err(Errno::EPIPE));
 }
 
@@ -464,11 +563,22 @@ fn pipes_block_wake_and_break() {
 fn a_blocked_read_ends_on_timeout_or_signal() {
     let mut t = setup();
     t.call(nr::PIPE, &[BUF + 0x100]);
-    assert_eq!(t.sys(nr::READ, &[3, BUF, 1]), SyscallOutcome::Block { deadline: None });
-    assert!(t.p.fs.waits.is_waiting(t.p.fs.fds.get(3).unwrap().desc.file.wait_key().unwrap(), 1));
+    assert_eq!(
+        t.sys(nr::READ, &[3, BUF, 1]),
+        SyscallOutcome::Block { deadline: None }
+    );
+    assert!(
+        t.p.fs
+            .waits
+            .is_waiting(t.p.fs.fds.get(3).unwrap().desc.file.wait_key().unwrap(), 1)
+    );
     // A signal ends the wait: the thread is no longer queued, and the re-run is EINTR.
     assert!(t.p.end_wait(1, WakeReason::Interrupted));
-    assert!(!t.p.fs.waits.is_waiting(t.p.fs.fds.get(3).unwrap().desc.file.wait_key().unwrap(), 1));
+    assert!(
+        !t.p.fs
+            .waits
+            .is_waiting(t.p.fs.fds.get(3).unwrap().desc.file.wait_key().unwrap(), 1)
+    );
     assert_eq!(t.call(nr::READ, &[3, BUF, 1]), err(Errno::EINTR));
 }
 
@@ -479,7 +589,10 @@ fn eventfd_and_timerfd() {
     assert_eq!(t.call(nr::READ, &[e, BUF, 4]), err(Errno::EINVAL));
     assert_eq!(t.call(nr::READ, &[e, BUF, 8]), 8);
     assert_eq!(t.get(BUF, 8), 2u64.to_le_bytes());
-    assert_eq!(t.sys(nr::READ, &[e, BUF, 8]), SyscallOutcome::Block { deadline: None });
+    assert_eq!(
+        t.sys(nr::READ, &[e, BUF, 8]),
+        SyscallOutcome::Block { deadline: None }
+    );
     t.put(BUF + 8, &5u64.to_le_bytes());
     assert_eq!(t.call(nr::WRITE, &[e, BUF + 8, 8]), 8);
     assert_eq!(t.p.take_woken(), vec![1]);
@@ -489,17 +602,32 @@ fn eventfd_and_timerfd() {
 
     let tf = t.call(nr::TIMERFD_CREATE, &[1, 0]) as u64;
     // 1 s from now, then every 100 ms.
-    let spec = [0i64, 100_000_000, 1, 0].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+    let spec = [0i64, 100_000_000, 1, 0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect::<Vec<u8>>();
     t.put(BUF + 0x100, &spec);
     assert_eq!(t.call(nr::TIMERFD_SETTIME, &[tf, 0, BUF + 0x100, 0]), 0);
     let now = t.fake.now_ns.get();
-    assert_eq!(t.sys(nr::READ, &[tf, BUF, 8]), SyscallOutcome::Block { deadline: Some(now + 1_000_000_000) });
+    assert_eq!(
+        t.sys(nr::READ, &[tf, BUF, 8]),
+        SyscallOutcome::Block {
+            deadline: Some(now + 1_000_000_000)
+        }
+    );
     t.fake.now_ns.set(now + 1_250_000_000);
     assert!(t.p.time_out(1));
     assert_eq!(t.call(nr::READ, &[tf, BUF, 8]), 8);
-    assert_eq!(t.get(BUF, 8), 3u64.to_le_bytes(), "expired at 1.0, 1.1 and 1.2 s");
+    assert_eq!(
+        t.get(BUF, 8),
+        3u64.to_le_bytes(),
+        "expired at 1.0, 1.1 and 1.2 s"
+    );
     assert_eq!(t.call(nr::TIMERFD_CREATE, &[99, 0]), err(Errno::EINVAL));
-    assert_eq!(t.call(nr::TIMERFD_SETTIME, &[e, 0, BUF + 0x100, 0]), err(Errno::EINVAL));
+    assert_eq!(
+        t.call(nr::TIMERFD_SETTIME, &[e, 0, BUF + 0x100, 0]),
+        err(Errno::EINVAL)
+    );
 }
 
 #[test]
@@ -508,7 +636,11 @@ fn getdents_lists_every_entry_across_calls() {
     let d = t.path(PATH, "/tmp/many");
     t.call(nr::MKDIR, &[d, 0o755]);
     for i in 0..300 {
-        let fd = t.open(&alloc::format!("/tmp/many/file-{i:04}"), O_CREAT | O_WRONLY, 0o644);
+        let fd = t.open(
+            &alloc::format!("/tmp/many/file-{i:04}"),
+            O_CREAT | O_WRONLY,
+            0o644,
+        );
         t.call(nr::CLOSE, &[fd as u64]);
     }
     let dfd = t.open("/tmp/many", O_DIRECTORY, 0) as u64;
@@ -534,7 +666,11 @@ fn getdents_lists_every_entry_across_calls() {
     assert!(names.contains(&"file-0299".into()));
     assert_eq!(t.call(nr::GETDENTS64, &[dfd, BUF, 10]), 0, "at the end");
     t.call(nr::LSEEK, &[dfd, 0, 0]);
-    assert_eq!(t.call(nr::GETDENTS64, &[dfd, BUF, 10]), err(Errno::EINVAL), "buffer too small");
+    assert_eq!(
+        t.call(nr::GETDENTS64, &[dfd, BUF, 10]),
+        err(Errno::EINVAL),
+        "buffer too small"
+    );
     let f = t.open("/etc/passwd", 0, 0) as u64;
     assert_eq!(t.call(nr::GETDENTS64, &[f, BUF, 1000]), err(Errno::ENOTDIR));
 }
@@ -544,32 +680,59 @@ fn procfs_and_sysfs_have_real_numbers() {
     let mut t = setup();
     let meminfo = t.text("/proc/meminfo");
     let free = t.fake.frames_left.get() * PAGE_SIZE / 1024;
-    assert!(meminfo.contains(&alloc::format!("MemTotal:       {:8} kB", (256u64 << 20) / 1024)), "{meminfo}");
+    assert!(
+        meminfo.contains(&alloc::format!(
+            "MemTotal:       {:8} kB",
+            (256u64 << 20) / 1024
+        )),
+        "{meminfo}"
+    );
     assert!(meminfo.contains(&alloc::format!("{free} kB")), "{meminfo}");
     t.fake.now_ns.set(12_340_000_000);
     assert_eq!(t.text("/proc/uptime"), "12.34 0.00\n");
     assert_eq!(t.text("/sys/devices/system/cpu/online"), "0\n");
-    assert_eq!(t.text("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size"), "2097152\n");
-    assert!(t.text("/sys/kernel/mm/transparent_hugepage/enabled").contains("[never]"));
+    assert_eq!(
+        t.text("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size"),
+        "2097152\n"
+    );
+    assert!(
+        t.text("/sys/kernel/mm/transparent_hugepage/enabled")
+            .contains("[never]")
+    );
     assert_eq!(t.text("/proc/sys/net/core/somaxconn"), "4096\n");
     assert_eq!(t.text("/proc/sys/vm/overcommit_memory"), "1\n");
     assert_eq!(t.text("/proc/sys/kernel/ostype"), "Linux\n");
     assert_eq!(t.text("/proc/sys/kernel/random/uuid").len(), 37);
     let maps = t.text("/proc/self/maps");
-    assert!(maps.starts_with("00200000-00240000 rw-p 00000000 00:00 0"), "{maps}");
+    assert!(
+        maps.starts_with("00200000-00240000 rw-p 00000000 00:00 0"),
+        "{maps}"
+    );
     let status = t.text("/proc/self/status");
-    assert!(status.contains("Threads:\t1") && status.contains("Pid:\t1"), "{status}");
+    assert!(
+        status.contains("Threads:\t1") && status.contains("Pid:\t1"),
+        "{status}"
+    );
     let stat = t.text("/proc/self/stat");
     assert!(stat.starts_with("1 (app) R "), "{stat}");
-    assert!(t.text("/proc/self/limits").contains("Max open files            1024                 4096"));
+    assert!(
+        t.text("/proc/self/limits")
+            .contains("Max open files            1024                 4096")
+    );
     let mounts = t.text("/proc/mounts");
-    assert!(mounts.contains("tmpfs /tmp tmpfs rw") && mounts.contains("proc /proc proc rw"), "{mounts}");
+    assert!(
+        mounts.contains("tmpfs /tmp tmpfs rw") && mounts.contains("proc /proc proc rw"),
+        "{mounts}"
+    );
     // fd links: readlink shows the path; following reaches the open file.
     let fd = t.open("/etc/hosts", 0, 0);
     let p = t.path(PATH, &alloc::format!("/proc/self/fd/{fd}"));
     assert_eq!(t.call(nr::READLINK, &[p, BUF, 100]), 10);
     assert_eq!(t.get(BUF, 10), b"/etc/hosts");
-    assert!(t.text(&alloc::format!("/dev/fd/{fd}")).contains("localhost"));
+    assert!(
+        t.text(&alloc::format!("/dev/fd/{fd}"))
+            .contains("localhost")
+    );
     let p = t.path(PATH, "/proc/self/fd/1");
     assert_eq!(t.call(nr::READLINK, &[p, BUF, 100]), 12);
     let out = t.open("/dev/stdout", O_WRONLY, 0);
@@ -597,8 +760,14 @@ fn devices() {
     assert_ne!(t.get(BUF, 16), [0; 16]);
     let p = t.path(PATH, "/dev/null");
     assert_eq!(t.call(nr::STAT, &[p, BUF]), 0);
-    assert_eq!(u32::from_le_bytes(t.get(BUF + 24, 4).try_into().unwrap()), 0o20666);
-    assert_eq!(u64::from_le_bytes(t.get(BUF + 40, 8).try_into().unwrap()), 0x103);
+    assert_eq!(
+        u32::from_le_bytes(t.get(BUF + 24, 4).try_into().unwrap()),
+        0o20666
+    );
+    assert_eq!(
+        u64::from_le_bytes(t.get(BUF + 40, 8).try_into().unwrap()),
+        0x103
+    );
 }
 
 #[test]
@@ -609,21 +778,38 @@ fn stat_family_and_attributes() {
     let p = t.path(PATH, "/tmp/s");
     assert_eq!(t.call(nr::CHMOD, &[p, 0o4755]), 0);
     assert_eq!(t.stat_mode_size("/tmp/s"), Ok((0o104755, 5)));
-    assert_eq!(t.call(nr::NEWFSTATAT, &[fd, 0, BUF, 0x1000]), err(Errno::EFAULT));
+    assert_eq!(
+        t.call(nr::NEWFSTATAT, &[fd, 0, BUF, 0x1000]),
+        err(Errno::EFAULT)
+    );
     let empty = t.path(PATH2, "");
     assert_eq!(t.call(nr::NEWFSTATAT, &[fd, empty, BUF, 0x1000]), 0);
-    assert_eq!(t.call(nr::NEWFSTATAT, &[fd, empty, BUF, 0]), err(Errno::ENOENT));
+    assert_eq!(
+        t.call(nr::NEWFSTATAT, &[fd, empty, BUF, 0]),
+        err(Errno::ENOENT)
+    );
     assert_eq!(t.call(nr::STATX, &[CWD, p, 0, 0x7ff, BUF]), 0);
     let x = t.get(BUF, 256);
     assert_eq!(u16::from_le_bytes([x[28], x[29]]), 0o104755);
     assert_eq!(u64::from_le_bytes(x[40..48].try_into().unwrap()), 5);
     // utimensat: explicit times, UTIME_OMIT.
-    let times = [100i64, 5, 0, (1 << 30) - 2].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+    let times = [100i64, 5, 0, (1 << 30) - 2]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect::<Vec<u8>>();
     t.put(BUF + 0x400, &times);
     assert_eq!(t.call(nr::UTIMENSAT, &[CWD, p, BUF + 0x400, 0]), 0);
     t.call(nr::STAT, &[p, BUF]);
-    assert_eq!(i64::from_le_bytes(t.get(BUF + 72, 8).try_into().unwrap()), 100, "atime");
-    assert_ne!(i64::from_le_bytes(t.get(BUF + 88, 8).try_into().unwrap()), 0, "mtime kept");
+    assert_eq!(
+        i64::from_le_bytes(t.get(BUF + 72, 8).try_into().unwrap()),
+        100,
+        "atime"
+    );
+    assert_ne!(
+        i64::from_le_bytes(t.get(BUF + 88, 8).try_into().unwrap()),
+        0,
+        "mtime kept"
+    );
     // access.
     assert_eq!(t.call(nr::ACCESS, &[p, 1]), 0);
     let q = t.path(PATH, "/etc/passwd");
@@ -635,11 +821,17 @@ fn stat_family_and_attributes() {
     // ftruncate.
     assert_eq!(t.call(nr::FTRUNCATE, &[fd, 2]), 0);
     assert_eq!(t.file("/tmp/s"), b"12");
-    assert_eq!(t.call(nr::FTRUNCATE, &[fd, (-1i64) as u64]), err(Errno::EINVAL));
+    assert_eq!(
+        t.call(nr::FTRUNCATE, &[fd, (-1i64) as u64]),
+        err(Errno::EINVAL)
+    );
     // statfs: tmpfs magic.
     let tmp = t.path(PATH, "/tmp");
     assert_eq!(t.call(nr::STATFS, &[tmp, BUF]), 0);
-    assert_eq!(u64::from_le_bytes(t.get(BUF, 8).try_into().unwrap()), 0x0102_1994);
+    assert_eq!(
+        u64::from_le_bytes(t.get(BUF, 8).try_into().unwrap()),
+        0x0102_1994
+    );
 }
 
 #[test]
@@ -647,7 +839,12 @@ fn rootfs_from_the_image_and_copy_up() {
     let mut t = setup();
     let tar = crate::fs::tar::tests::archive(&[
         (b"etc/", b'5', b"", b""),
-        (b"etc/passwd", b'0', b"user:x:1000:1000::/home/user:/bin/sh\n", b""),
+        (
+            b"etc/passwd",
+            b'0',
+            b"user:x:1000:1000::/home/user:/bin/sh\n",
+            b"",
+        ),
         (b"srv/www/index.html", b'0', b"<h1>hi</h1>\n", b""),
     ]);
     let tar: &'static [u8] = alloc::boxed::Box::leak(tar.into_boxed_slice());
@@ -701,8 +898,15 @@ fn file_mappings_private_and_shared() {
     assert_eq!(t.file("/tmp/m"), b"MAPPED BYTES");
     // Errors.
     let ro = t.open("/tmp/m", 0, 0) as u64;
-    assert_eq!(t.call(nr::MMAP, &[0, 4096, 3, 1, ro, 0]), err(Errno::EACCES));
-    assert_eq!(t.call(nr::MMAP, &[0, 4096, 1, 2, 0, 0]), err(Errno::ENODEV), "the console");
+    assert_eq!(
+        t.call(nr::MMAP, &[0, 4096, 3, 1, ro, 0]),
+        err(Errno::EACCES)
+    );
+    assert_eq!(
+        t.call(nr::MMAP, &[0, 4096, 1, 2, 0, 0]),
+        err(Errno::ENODEV),
+        "the console"
+    );
     assert_eq!(t.call(nr::MMAP, &[0, 4096, 1, 2, 77, 0]), err(Errno::EBADF));
     assert_eq!(t.call(nr::MSYNC, &[s + 1, 4096, 4]), err(Errno::EINVAL));
 }

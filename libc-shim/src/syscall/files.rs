@@ -53,9 +53,17 @@ pub(crate) fn nofile<P: Platform>(ctx: &Ctx<'_, P>) -> usize {
 }
 
 /// Installs a new fd for `desc` at the lowest free number.
-pub(crate) fn install<P: Platform>(ctx: &mut Ctx<'_, P>, desc: Arc<OpenFile>, cloexec: bool) -> Result<usize, Errno> {
+pub(crate) fn install<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    desc: Arc<OpenFile>,
+    cloexec: bool,
+) -> Result<usize, Errno> {
     let limit = nofile(ctx);
-    ctx.process.fs.fds.insert_from(0, limit, FdEntry { desc, cloexec }).map(|fd| fd as usize)
+    ctx.process
+        .fs
+        .fds
+        .insert_from(0, limit, FdEntry { desc, cloexec })
+        .map(|fd| fd as usize)
 }
 
 /// Wakes whoever waits on `file`.
@@ -66,10 +74,16 @@ pub(crate) fn notify<P: Platform>(ctx: &mut Ctx<'_, P>, file: &dyn File) {
 }
 
 /// Turns a file's `EAGAIN` into a block (unless non-blocking) and a signal wake into EINTR.
-fn finish<P: Platform>(ctx: &mut Ctx<'_, P>, d: &OpenFile, r: Result<usize, Errno>) -> Result<Reply, Errno> {
+fn finish<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    d: &OpenFile,
+    r: Result<usize, Errno>,
+) -> Result<Reply, Errno> {
     match r {
         Err(Errno::EAGAIN) if !d.flags().contains(StatusFlags::NONBLOCK) => {
-            let Some(key) = d.file.wait_key() else { return Err(Errno::EAGAIN) };
+            let Some(key) = d.file.wait_key() else {
+                return Err(Errno::EAGAIN);
+            };
             if ctx.resumed == Some(WakeReason::Interrupted) {
                 return Err(Errno::EINTR);
             }
@@ -85,9 +99,16 @@ fn finish<P: Platform>(ctx: &mut Ctx<'_, P>, d: &OpenFile, r: Result<usize, Errn
 /// does. Returns the process's end when SIGPIPE's action terminates it; otherwise the
 /// write fails with EPIPE (and a handler, if any, runs on the way back to the app).
 pub(crate) fn raise_sigpipe<P: Platform>(ctx: &mut Ctx<'_, P>) -> Option<Reply> {
-    let info = super::linux::SigInfo::kill(SIGPIPE, super::linux::SI_USER, crate::process::Process::PID, 0);
+    let info = super::linux::SigInfo::kill(
+        SIGPIPE,
+        super::linux::SI_USER,
+        crate::process::Process::PID,
+        0,
+    );
     let tid = ctx.tid;
-    ctx.process.send_signal(super::signal::SignalTarget::Thread(tid), info, None).map(Reply::killed_by)
+    ctx.process
+        .send_signal(super::signal::SignalTarget::Thread(tid), info, None)
+        .map(Reply::killed_by)
 }
 
 fn now<P: Platform>(ctx: &Ctx<'_, P>) -> Timestamp {
@@ -96,14 +117,30 @@ fn now<P: Platform>(ctx: &Ctx<'_, P>) -> Timestamp {
 
 /// Records a data change's mtime/ctime on the file's inode.
 pub(crate) fn touch<P: Platform>(ctx: &Ctx<'_, P>, file: &dyn File) {
-    if let Some(f) = file.as_any().downcast_ref::<crate::fd::vnode_file::VnodeFile>() {
+    if let Some(f) = file
+        .as_any()
+        .downcast_ref::<crate::fd::vnode_file::VnodeFile>()
+    {
         let t = now(ctx);
-        let _ = f.fs.set_attr(f.vnode.ino, &SetAttr { mtime: Some(t), ctime: Some(t), ..Default::default() });
+        let _ = f.fs.set_attr(
+            f.vnode.ino,
+            &SetAttr {
+                mtime: Some(t),
+                ctime: Some(t),
+                ..Default::default()
+            },
+        );
     }
 }
 
 /// Reads from `d` at `offset` (its own offset when `None`) into `[addr, addr+len)`.
-fn read_into<P: Platform>(ctx: &mut Ctx<'_, P>, d: &OpenFile, addr: u64, len: usize, offset: Option<u64>) -> Result<usize, Errno> {
+fn read_into<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    d: &OpenFile,
+    addr: u64,
+    len: usize,
+    offset: Option<u64>,
+) -> Result<usize, Errno> {
     if !d.flags().readable() {
         return Err(Errno::EBADF);
     }
@@ -143,7 +180,13 @@ fn read_into<P: Platform>(ctx: &mut Ctx<'_, P>, d: &OpenFile, addr: u64, len: us
 
 /// Writes `[addr, addr+len)` to `d` at `offset` (its own offset, or the end with
 /// O_APPEND, when `None`).
-fn write_from<P: Platform>(ctx: &mut Ctx<'_, P>, d: &OpenFile, addr: u64, len: usize, offset: Option<u64>) -> Result<usize, Errno> {
+fn write_from<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    d: &OpenFile,
+    addr: u64,
+    len: usize,
+    offset: Option<u64>,
+) -> Result<usize, Errno> {
     let flags = d.flags();
     if !flags.writable() {
         return Err(Errno::EBADF);
@@ -185,7 +228,11 @@ fn write_from<P: Platform>(ctx: &mut Ctx<'_, P>, d: &OpenFile, addr: u64, len: u
     Ok(done)
 }
 
-fn after_write<P: Platform>(ctx: &mut Ctx<'_, P>, d: &OpenFile, r: Result<usize, Errno>) -> Result<Reply, Errno> {
+fn after_write<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    d: &OpenFile,
+    r: Result<usize, Errno>,
+) -> Result<Reply, Errno> {
     if r.is_ok() {
         notify(ctx, &*d.file);
     }
@@ -197,7 +244,11 @@ fn after_write<P: Platform>(ctx: &mut Ctx<'_, P>, d: &OpenFile, r: Result<usize,
     finish(ctx, d, r)
 }
 
-fn after_read<P: Platform>(ctx: &mut Ctx<'_, P>, d: &OpenFile, r: Result<usize, Errno>) -> Result<Reply, Errno> {
+fn after_read<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    d: &OpenFile,
+    r: Result<usize, Errno>,
+) -> Result<Reply, Errno> {
     if matches!(r, Ok(n) if n > 0) {
         notify(ctx, &*d.file);
     }
@@ -211,26 +262,48 @@ fn positional(d: &OpenFile, offset: i64) -> Result<u64, Errno> {
     u64::try_from(offset).map_err(|_| Errno::EINVAL)
 }
 
-pub fn sys_read<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, buf: UserPtr<u8>, len: usize) -> Result<Reply, Errno> {
+pub fn sys_read<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    buf: UserPtr<u8>,
+    len: usize,
+) -> Result<Reply, Errno> {
     let d = desc(ctx, fd)?;
     let r = read_into(ctx, &d, buf.addr(), len, None);
     after_read(ctx, &d, r)
 }
 
-pub fn sys_write<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, buf: UserPtr<u8>, len: usize) -> Result<Reply, Errno> {
+pub fn sys_write<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    buf: UserPtr<u8>,
+    len: usize,
+) -> Result<Reply, Errno> {
     let d = desc(ctx, fd)?;
     let r = write_from(ctx, &d, buf.addr(), len, None);
     after_write(ctx, &d, r)
 }
 
-pub fn sys_pread64<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, buf: UserPtr<u8>, len: usize, offset: i64) -> Result<Reply, Errno> {
+pub fn sys_pread64<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    buf: UserPtr<u8>,
+    len: usize,
+    offset: i64,
+) -> Result<Reply, Errno> {
     let d = desc(ctx, fd)?;
     let off = positional(&d, offset)?;
     let r = read_into(ctx, &d, buf.addr(), len, Some(off));
     after_read(ctx, &d, r)
 }
 
-pub fn sys_pwrite64<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, buf: UserPtr<u8>, len: usize, offset: i64) -> Result<Reply, Errno> {
+pub fn sys_pwrite64<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    buf: UserPtr<u8>,
+    len: usize,
+    offset: i64,
+) -> Result<Reply, Errno> {
     let d = desc(ctx, fd)?;
     let off = positional(&d, offset)?;
     let r = write_from(ctx, &d, buf.addr(), len, Some(off));
@@ -238,7 +311,11 @@ pub fn sys_pwrite64<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, buf: UserPtr<u8>,
 }
 
 /// Reads and validates an iovec array: `EINVAL` for a bad count or a total over `ssize_t`.
-fn iovecs<P: Platform>(ctx: &Ctx<'_, P>, iov: UserPtr<Iovec>, count: i32) -> Result<Vec<Iovec>, Errno> {
+fn iovecs<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    iov: UserPtr<Iovec>,
+    count: i32,
+) -> Result<Vec<Iovec>, Errno> {
     let count = usize::try_from(count).map_err(|_| Errno::EINVAL)?;
     if count > IOV_MAX {
         return Err(Errno::EINVAL);
@@ -246,12 +323,21 @@ fn iovecs<P: Platform>(ctx: &Ctx<'_, P>, iov: UserPtr<Iovec>, count: i32) -> Res
     let v = ctx.read_array(iov, count)?;
     let mut total: u64 = 0;
     for i in &v {
-        total = total.checked_add(i.len).filter(|t| *t <= i64::MAX as u64).ok_or(Errno::EINVAL)?;
+        total = total
+            .checked_add(i.len)
+            .filter(|t| *t <= i64::MAX as u64)
+            .ok_or(Errno::EINVAL)?;
     }
     Ok(v)
 }
 
-fn readv_at<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec>, count: i32, offset: Option<i64>) -> Result<Reply, Errno> {
+fn readv_at<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    iov: UserPtr<Iovec>,
+    count: i32,
+    offset: Option<i64>,
+) -> Result<Reply, Errno> {
     let d = desc(ctx, fd)?;
     let mut pos = match offset {
         Some(o) => Some(positional(&d, o)?),
@@ -283,7 +369,13 @@ fn readv_at<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec>, coun
     after_read(ctx, &d, r)
 }
 
-fn writev_at<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec>, count: i32, offset: Option<i64>) -> Result<Reply, Errno> {
+fn writev_at<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    iov: UserPtr<Iovec>,
+    count: i32,
+    offset: Option<i64>,
+) -> Result<Reply, Errno> {
     let d = desc(ctx, fd)?;
     let mut pos = match offset {
         Some(o) => Some(positional(&d, o)?),
@@ -315,19 +407,41 @@ fn writev_at<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec>, cou
     after_write(ctx, &d, r)
 }
 
-pub fn sys_readv<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec>, count: i32) -> Result<Reply, Errno> {
+pub fn sys_readv<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    iov: UserPtr<Iovec>,
+    count: i32,
+) -> Result<Reply, Errno> {
     readv_at(ctx, fd, iov, count, None)
 }
 
-pub fn sys_writev<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec>, count: i32) -> Result<Reply, Errno> {
+pub fn sys_writev<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    iov: UserPtr<Iovec>,
+    count: i32,
+) -> Result<Reply, Errno> {
     writev_at(ctx, fd, iov, count, None)
 }
 
-pub fn sys_preadv<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec>, count: i32, offset: i64) -> Result<Reply, Errno> {
+pub fn sys_preadv<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    iov: UserPtr<Iovec>,
+    count: i32,
+    offset: i64,
+) -> Result<Reply, Errno> {
     readv_at(ctx, fd, iov, count, Some(offset))
 }
 
-pub fn sys_pwritev<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec>, count: i32, offset: i64) -> Result<Reply, Errno> {
+pub fn sys_pwritev<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    iov: UserPtr<Iovec>,
+    count: i32,
+    offset: i64,
+) -> Result<Reply, Errno> {
     writev_at(ctx, fd, iov, count, Some(offset))
 }
 
@@ -335,7 +449,15 @@ pub fn sys_pwritev<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec
 const RWF_KNOWN: u32 = 0x1f;
 const RWF_NOWAIT: u32 = 0x8;
 
-pub fn sys_preadv2<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec>, count: i32, offset: i64, _hi: u64, flags: u32) -> Result<Reply, Errno> {
+pub fn sys_preadv2<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    iov: UserPtr<Iovec>,
+    count: i32,
+    offset: i64,
+    _hi: u64,
+    flags: u32,
+) -> Result<Reply, Errno> {
     if flags & !RWF_KNOWN != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
@@ -347,7 +469,15 @@ pub fn sys_preadv2<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec
     r
 }
 
-pub fn sys_pwritev2<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: UserPtr<Iovec>, count: i32, offset: i64, _hi: u64, flags: u32) -> Result<Reply, Errno> {
+pub fn sys_pwritev2<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    iov: UserPtr<Iovec>,
+    count: i32,
+    offset: i64,
+    _hi: u64,
+    flags: u32,
+) -> Result<Reply, Errno> {
     if flags & !RWF_KNOWN != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
@@ -360,7 +490,12 @@ const SEEK_END: u32 = 2;
 const SEEK_DATA: u32 = 3;
 const SEEK_HOLE: u32 = 4;
 
-pub fn sys_lseek<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, offset: i64, whence: u32) -> Result<usize, Errno> {
+pub fn sys_lseek<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    offset: i64,
+    whence: u32,
+) -> Result<usize, Errno> {
     let d = desc(ctx, fd)?;
     if !d.file.seekable() {
         return Err(Errno::ESPIPE);
@@ -412,11 +547,23 @@ pub fn sys_close<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd) -> Result<usize, Err
 const CLOSE_RANGE_UNSHARE: u32 = 2;
 const CLOSE_RANGE_CLOEXEC: u32 = 4;
 
-pub fn sys_close_range<P: Platform>(ctx: &mut Ctx<'_, P>, first: u32, last: u32, flags: u32) -> Result<usize, Errno> {
+pub fn sys_close_range<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    first: u32,
+    last: u32,
+    flags: u32,
+) -> Result<usize, Errno> {
     if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
         return Err(Errno::EINVAL);
     }
-    let fds: Vec<i32> = ctx.process.fs.fds.iter().map(|(fd, _)| fd).filter(|&fd| (fd as u32) >= first && (fd as u32) <= last).collect();
+    let fds: Vec<i32> = ctx
+        .process
+        .fs
+        .fds
+        .iter()
+        .map(|(fd, _)| fd)
+        .filter(|&fd| (fd as u32) >= first && (fd as u32) <= last)
+        .collect();
     for fd in fds {
         if flags & CLOSE_RANGE_CLOEXEC != 0 {
             ctx.process.fs.fds.get_mut(fd)?.cloexec = true;
@@ -432,7 +579,12 @@ pub fn sys_dup<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd) -> Result<usize, Errno
     install(ctx, d, false)
 }
 
-fn dup_to<P: Platform>(ctx: &mut Ctx<'_, P>, old: Fd, new: Fd, cloexec: bool) -> Result<usize, Errno> {
+fn dup_to<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    old: Fd,
+    new: Fd,
+    cloexec: bool,
+) -> Result<usize, Errno> {
     let d = desc(ctx, old)?;
     let new_fd = usize::try_from(new.0).map_err(|_| Errno::EBADF)?;
     if new_fd >= nofile(ctx) {
@@ -456,7 +608,12 @@ pub fn sys_dup2<P: Platform>(ctx: &mut Ctx<'_, P>, old: Fd, new: Fd) -> Result<u
 
 const O_CLOEXEC: u32 = 0o2000000;
 
-pub fn sys_dup3<P: Platform>(ctx: &mut Ctx<'_, P>, old: Fd, new: Fd, flags: u32) -> Result<usize, Errno> {
+pub fn sys_dup3<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    old: Fd,
+    new: Fd,
+    flags: u32,
+) -> Result<usize, Errno> {
     if flags & !O_CLOEXEC != 0 || old == new {
         return Err(Errno::EINVAL);
     }
@@ -486,7 +643,12 @@ const F_RDLCK: i16 = 0;
 const F_WRLCK: i16 = 1;
 const F_UNLCK: i16 = 2;
 
-pub fn sys_fcntl<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, cmd: i32, arg: u64) -> Result<usize, Errno> {
+pub fn sys_fcntl<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    cmd: i32,
+    arg: u64,
+) -> Result<usize, Errno> {
     let d = desc(ctx, fd)?;
     match cmd {
         F_DUPFD | F_DUPFD_CLOEXEC => {
@@ -495,8 +657,15 @@ pub fn sys_fcntl<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, cmd: i32, arg: u64) 
             if min >= limit {
                 return Err(Errno::EINVAL);
             }
-            let entry = FdEntry { desc: d, cloexec: cmd == F_DUPFD_CLOEXEC };
-            ctx.process.fs.fds.insert_from(min, limit, entry).map(|fd| fd as usize)
+            let entry = FdEntry {
+                desc: d,
+                cloexec: cmd == F_DUPFD_CLOEXEC,
+            };
+            ctx.process
+                .fs
+                .fds
+                .insert_from(min, limit, entry)
+                .map(|fd| fd as usize)
         }
         F_GETFD => Ok(usize::from(ctx.process.fs.fds.get(fd.0)?.cloexec)),
         F_SETFD => {
@@ -521,7 +690,8 @@ pub fn sys_fcntl<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, cmd: i32, arg: u64) 
             }
             let flags = d.flags();
             if matches!(cmd, F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW)
-                && ((l.ltype == F_RDLCK && !flags.readable()) || (l.ltype == F_WRLCK && !flags.writable()))
+                && ((l.ltype == F_RDLCK && !flags.readable())
+                    || (l.ltype == F_WRLCK && !flags.writable()))
             {
                 return Err(Errno::EBADF);
             }
@@ -534,10 +704,15 @@ pub fn sys_fcntl<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, cmd: i32, arg: u64) 
         F_GETOWN => Ok(0),
         F_SETOWN => Ok(0),
         F_GETPIPE_SZ => d.file.pipe_size(None),
-        F_SETPIPE_SZ => d.file.pipe_size(Some(usize::try_from(arg as i32).map_err(|_| Errno::EINVAL)?)),
+        F_SETPIPE_SZ => d.file.pipe_size(Some(
+            usize::try_from(arg as i32).map_err(|_| Errno::EINVAL)?,
+        )),
         F_GET_SEALS | F_ADD_SEALS => Err(Errno::EINVAL),
         _ => {
-            ctx.warn_once("fcntl-cmd", format_args!("fcntl: unsupported command {cmd}: returning EINVAL"));
+            ctx.warn_once(
+                "fcntl-cmd",
+                format_args!("fcntl: unsupported command {cmd}: returning EINVAL"),
+            );
             Err(Errno::EINVAL)
         }
     }
@@ -563,13 +738,22 @@ pub const FIONCLEX: u32 = 0x5450;
 pub const FIOCLEX: u32 = 0x5451;
 pub const FIOASYNC: u32 = 0x5452;
 
-pub fn sys_ioctl<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, request: u32, arg: u64) -> Result<usize, Errno> {
+pub fn sys_ioctl<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    request: u32,
+    arg: u64,
+) -> Result<usize, Errno> {
     let d = desc(ctx, fd)?;
     match request {
         FIONBIO => {
             let on = ctx.read(UserPtr::<i32>::new(arg))? != 0;
             let f = d.flags();
-            d.set_flags(if on { f | StatusFlags::NONBLOCK } else { f - StatusFlags::NONBLOCK });
+            d.set_flags(if on {
+                f | StatusFlags::NONBLOCK
+            } else {
+                f - StatusFlags::NONBLOCK
+            });
             Ok(0)
         }
         FIOCLEX | FIONCLEX => {
@@ -605,7 +789,10 @@ pub(crate) fn dev_of(mount: usize) -> u64 {
 }
 
 pub(crate) fn to_stat(m: &Metadata, dev: u64) -> Stat {
-    let ts = |t: Timestamp| Timespec { sec: t.sec, nsec: i64::from(t.nsec) };
+    let ts = |t: Timestamp| Timespec {
+        sec: t.sec,
+        nsec: i64::from(t.nsec),
+    };
     Stat {
         dev,
         ino: m.ino,
@@ -630,14 +817,23 @@ pub(crate) fn stat_file<P: Platform>(ctx: &Ctx<'_, P>, file: &dyn File) -> Resul
     Ok(to_stat(&m, dev))
 }
 
-pub fn sys_fstat<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, statbuf: UserPtr<Stat>) -> Result<usize, Errno> {
+pub fn sys_fstat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    statbuf: UserPtr<Stat>,
+) -> Result<usize, Errno> {
     let d = desc(ctx, fd)?;
     let st = stat_file(ctx, &*d.file)?;
     ctx.write(statbuf, &st)?;
     Ok(0)
 }
 
-pub fn sys_getdents64<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, dirp: UserPtr<u8>, count: u32) -> Result<usize, Errno> {
+pub fn sys_getdents64<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    dirp: UserPtr<u8>,
+    count: u32,
+) -> Result<usize, Errno> {
     let d = desc(ctx, fd)?;
     if d.flags().contains(StatusFlags::PATH) {
         return Err(Errno::EBADF);
@@ -654,7 +850,14 @@ pub fn sys_getdents64<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, dirp: UserPtr<u
     let mut out = Vec::new();
     let mut full = false;
     if pos == 0 {
-        if !super::linux::push_dirent64(&mut out, limit, meta.ino, 1, FileType::Directory.dirent_type(), b".") {
+        if !super::linux::push_dirent64(
+            &mut out,
+            limit,
+            meta.ino,
+            1,
+            FileType::Directory.dirent_type(),
+            b".",
+        ) {
             return Err(Errno::EINVAL);
         }
         pos = 1;
@@ -670,7 +873,14 @@ pub fn sys_getdents64<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, dirp: UserPtr<u
                 .unwrap_or(meta.ino),
             None => meta.ino,
         };
-        if super::linux::push_dirent64(&mut out, limit, parent_ino, 2, FileType::Directory.dirent_type(), b"..") {
+        if super::linux::push_dirent64(
+            &mut out,
+            limit,
+            parent_ino,
+            2,
+            FileType::Directory.dirent_type(),
+            b"..",
+        ) {
             pos = 2;
         } else {
             full = true;
@@ -680,7 +890,14 @@ pub fn sys_getdents64<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, dirp: UserPtr<u
         let start = (pos - 2) as usize;
         let mut next = pos;
         d.file.read_dir(&*ctx, start, &mut |e| {
-            if super::linux::push_dirent64(&mut out, limit, e.ino, next as i64 + 1, e.kind.dirent_type(), &e.name) {
+            if super::linux::push_dirent64(
+                &mut out,
+                limit,
+                e.ino,
+                next as i64 + 1,
+                e.kind.dirent_type(),
+                &e.name,
+            ) {
                 next += 1;
                 true
             } else {
@@ -747,7 +964,13 @@ pub fn sys_syncfs<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd) -> Result<usize, Er
 }
 
 pub fn sys_sync<P: Platform>(ctx: &mut Ctx<'_, P>) -> Result<usize, Errno> {
-    let all: Vec<_> = ctx.process.fs.mounts.iter().filter_map(|(id, _)| ctx.process.fs.mounts.fs(id).cloned()).collect();
+    let all: Vec<_> = ctx
+        .process
+        .fs
+        .mounts
+        .iter()
+        .filter_map(|(id, _)| ctx.process.fs.mounts.fs(id).cloned())
+        .collect();
     for fs in all {
         // sync(2) cannot fail; errors surface on the next fsync of the file.
         let _ = fs.sync(None);
@@ -758,7 +981,13 @@ pub fn sys_sync<P: Platform>(ctx: &mut Ctx<'_, P>) -> Result<usize, Errno> {
 const FALLOC_FL_KEEP_SIZE: i32 = 1;
 const FALLOC_FL_PUNCH_HOLE: i32 = 2;
 
-pub fn sys_fallocate<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, mode: i32, offset: i64, len: i64) -> Result<usize, Errno> {
+pub fn sys_fallocate<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    mode: i32,
+    offset: i64,
+    len: i64,
+) -> Result<usize, Errno> {
     let d = desc(ctx, fd)?;
     if offset < 0 || len <= 0 {
         return Err(Errno::EINVAL);
@@ -805,16 +1034,28 @@ pub fn sys_pipe<P: Platform>(ctx: &mut Ctx<'_, P>, fds: UserPtr<i32>) -> Result<
 const O_NONBLOCK: u32 = 0o4000;
 const O_DIRECT: u32 = 0o40000;
 
-pub fn sys_pipe2<P: Platform>(ctx: &mut Ctx<'_, P>, fds: UserPtr<i32>, flags: u32) -> Result<usize, Errno> {
+pub fn sys_pipe2<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fds: UserPtr<i32>,
+    flags: u32,
+) -> Result<usize, Errno> {
     if flags & !(O_CLOEXEC | O_NONBLOCK | O_DIRECT) != 0 {
         return Err(Errno::EINVAL);
     }
     ctx.check_user(fds.addr(), 8, Prot::WRITE)?;
     let (r, w) = crate::fd::pipe::pipe(now(ctx));
-    let nb = if flags & O_NONBLOCK != 0 { StatusFlags::NONBLOCK } else { StatusFlags::empty() };
+    let nb = if flags & O_NONBLOCK != 0 {
+        StatusFlags::NONBLOCK
+    } else {
+        StatusFlags::empty()
+    };
     let cloexec = flags & O_CLOEXEC != 0;
     let rfd = install(ctx, OpenFile::new(r, nb, None), cloexec)?;
-    let wfd = match install(ctx, OpenFile::new(w, nb | StatusFlags::WRONLY, None), cloexec) {
+    let wfd = match install(
+        ctx,
+        OpenFile::new(w, nb | StatusFlags::WRONLY, None),
+        cloexec,
+    ) {
         Ok(fd) => fd,
         Err(e) => {
             close_fd(ctx, rfd as i32)?;
@@ -838,13 +1079,28 @@ pub fn sys_eventfd<P: Platform>(ctx: &mut Ctx<'_, P>, initval: u32) -> Result<us
     sys_eventfd2(ctx, initval, 0)
 }
 
-pub fn sys_eventfd2<P: Platform>(ctx: &mut Ctx<'_, P>, initval: u32, flags: u32) -> Result<usize, Errno> {
+pub fn sys_eventfd2<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    initval: u32,
+    flags: u32,
+) -> Result<usize, Errno> {
     if flags & !(EFD_SEMAPHORE | O_CLOEXEC | O_NONBLOCK) != 0 {
         return Err(Errno::EINVAL);
     }
-    let file = Arc::new(crate::fd::eventfd::EventFd::new(u64::from(initval), flags & EFD_SEMAPHORE != 0));
-    let nb = if flags & O_NONBLOCK != 0 { StatusFlags::NONBLOCK } else { StatusFlags::empty() };
-    install(ctx, OpenFile::new(file, nb | StatusFlags::RDWR, None), flags & O_CLOEXEC != 0)
+    let file = Arc::new(crate::fd::eventfd::EventFd::new(
+        u64::from(initval),
+        flags & EFD_SEMAPHORE != 0,
+    ));
+    let nb = if flags & O_NONBLOCK != 0 {
+        StatusFlags::NONBLOCK
+    } else {
+        StatusFlags::empty()
+    };
+    install(
+        ctx,
+        OpenFile::new(file, nb | StatusFlags::RDWR, None),
+        flags & O_CLOEXEC != 0,
+    )
 }
 
 const CLOCK_REALTIME: i32 = 0;
@@ -855,7 +1111,11 @@ const CLOCK_BOOTTIME_ALARM: i32 = 9;
 const TFD_TIMER_ABSTIME: u32 = 1;
 const TFD_TIMER_CANCEL_ON_SET: u32 = 2;
 
-pub fn sys_timerfd_create<P: Platform>(ctx: &mut Ctx<'_, P>, clock: i32, flags: u32) -> Result<usize, Errno> {
+pub fn sys_timerfd_create<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    clock: i32,
+    flags: u32,
+) -> Result<usize, Errno> {
     if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -865,7 +1125,11 @@ pub fn sys_timerfd_create<P: Platform>(ctx: &mut Ctx<'_, P>, clock: i32, flags: 
         _ => return Err(Errno::EINVAL),
     };
     let file = Arc::new(crate::fd::timerfd::TimerFd::new(realtime));
-    let nb = if flags & O_NONBLOCK != 0 { StatusFlags::NONBLOCK } else { StatusFlags::empty() };
+    let nb = if flags & O_NONBLOCK != 0 {
+        StatusFlags::NONBLOCK
+    } else {
+        StatusFlags::empty()
+    };
     install(ctx, OpenFile::new(file, nb, None), flags & O_CLOEXEC != 0)
 }
 
@@ -878,7 +1142,10 @@ fn timerfd<P: Platform>(ctx: &Ctx<'_, P>, fd: Fd) -> Result<Arc<OpenFile>, Errno
 }
 
 fn itimer(remaining: u64, interval: u64) -> Itimerspec {
-    Itimerspec { interval: Timespec::from_ns(interval), value: Timespec::from_ns(remaining) }
+    Itimerspec {
+        interval: Timespec::from_ns(interval),
+        value: Timespec::from_ns(remaining),
+    }
 }
 
 pub fn sys_timerfd_settime<P: Platform>(
@@ -892,7 +1159,11 @@ pub fn sys_timerfd_settime<P: Platform>(
         return Err(Errno::EINVAL);
     }
     let d = timerfd(ctx, fd)?;
-    let t = d.file.as_any().downcast_ref::<crate::fd::timerfd::TimerFd>().ok_or(Errno::EINVAL)?;
+    let t = d
+        .file
+        .as_any()
+        .downcast_ref::<crate::fd::timerfd::TimerFd>()
+        .ok_or(Errno::EINVAL)?;
     let spec = ctx.read(new)?;
     let value = spec.value.to_ns().ok_or(Errno::EINVAL)?;
     let interval = spec.interval.to_ns().ok_or(Errno::EINVAL)?;
@@ -900,7 +1171,11 @@ pub fn sys_timerfd_settime<P: Platform>(
     let expiry = if value == 0 {
         None
     } else if flags & TFD_TIMER_ABSTIME != 0 {
-        Some(if t.realtime { mono.saturating_add(value.saturating_sub(ctx.platform.realtime_ns())) } else { value })
+        Some(if t.realtime {
+            mono.saturating_add(value.saturating_sub(ctx.platform.realtime_ns()))
+        } else {
+            value
+        })
     } else {
         Some(mono.saturating_add(value))
     };
@@ -911,9 +1186,17 @@ pub fn sys_timerfd_settime<P: Platform>(
     Ok(0)
 }
 
-pub fn sys_timerfd_gettime<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, cur: UserPtr<Itimerspec>) -> Result<usize, Errno> {
+pub fn sys_timerfd_gettime<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    cur: UserPtr<Itimerspec>,
+) -> Result<usize, Errno> {
     let d = timerfd(ctx, fd)?;
-    let t = d.file.as_any().downcast_ref::<crate::fd::timerfd::TimerFd>().ok_or(Errno::EINVAL)?;
+    let t = d
+        .file
+        .as_any()
+        .downcast_ref::<crate::fd::timerfd::TimerFd>()
+        .ok_or(Errno::EINVAL)?;
     let (rem, iv) = t.get(ctx.platform.monotonic_ns());
     ctx.write(cur, &itimer(rem, iv))?;
     Ok(0)
@@ -925,26 +1208,51 @@ const MFD_NOEXEC_SEAL: u32 = 8;
 const MFD_EXEC: u32 = 0x10;
 
 /// memfd_create: an unnamed file on a private tmpfs.
-pub fn sys_memfd_create<P: Platform>(ctx: &mut Ctx<'_, P>, name: UserPtr<u8>, flags: u32) -> Result<usize, Errno> {
+pub fn sys_memfd_create<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    name: UserPtr<u8>,
+    flags: u32,
+) -> Result<usize, Errno> {
     if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL | MFD_EXEC) != 0 {
         return Err(Errno::EINVAL);
     }
-    let name = ctx.read_cstr(name, 250).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::EINVAL } else { e })?;
+    let name = ctx.read_cstr(name, 250).map_err(|e| {
+        if e == Errno::ENAMETOOLONG {
+            Errno::EINVAL
+        } else {
+            e
+        }
+    })?;
     // The file is made on the /dev/shm tmpfs and unlinked at once: it lives while open.
     let (mount, fs) = {
         let mounts = &ctx.process.fs.mounts;
-        let id = mounts.iter().find(|(_, m)| m.path == "/dev/shm").map(|(id, _)| id).ok_or(Errno::ENOSYS)?;
+        let id = mounts
+            .iter()
+            .find(|(_, m)| m.path == "/dev/shm")
+            .map(|(id, _)| id)
+            .ok_or(Errno::ENOSYS)?;
         (id, mounts.fs(id).ok_or(Errno::ENOSYS)?.clone())
     };
-    let owner = crate::fs::Owner { perm: 0o777, uid: 0, gid: 0 };
+    let owner = crate::fs::Owner {
+        perm: 0o777,
+        uid: 0,
+        gid: 0,
+    };
     let root = fs.root();
     let tmp = alloc::format!(".memfd-{}", crate::fd::wait::new_key());
     let ino = fs.create(root, tmp.as_bytes(), crate::fs::NewNode::Regular, owner)?;
     let v = crate::fs::mount::Vnode { mount, ino };
     let file = Arc::new(crate::fd::vnode_file::VnodeFile::new(fs.clone(), v, false));
     fs.unlink(root, tmp.as_bytes())?;
-    let path = alloc::format!("/memfd:{} (deleted)", alloc::string::String::from_utf8_lossy(&name));
-    install(ctx, OpenFile::new(file, StatusFlags::RDWR | StatusFlags::LARGEFILE, Some(path)), flags & MFD_CLOEXEC != 0)
+    let path = alloc::format!(
+        "/memfd:{} (deleted)",
+        alloc::string::String::from_utf8_lossy(&name)
+    );
+    install(
+        ctx,
+        OpenFile::new(file, StatusFlags::RDWR | StatusFlags::LARGEFILE, Some(path)),
+        flags & MFD_CLOEXEC != 0,
+    )
 }
 
 /// Copies up to `len` bytes from `src` (at `src_off` or its offset) to `dst` (at `dst_off`
@@ -963,7 +1271,9 @@ fn splice_files<P: Platform>(
     let mut rpos = src_off.unwrap_or_else(|| src.offset());
     let mut wpos = match dst_off {
         Some(o) => o,
-        None if dst.flags().contains(StatusFlags::APPEND) && dst.file.seekable() => dst.file.stat(&*ctx)?.size,
+        None if dst.flags().contains(StatusFlags::APPEND) && dst.file.seekable() => {
+            dst.file.stat(&*ctx)?.size
+        }
         None => dst.offset(),
     };
     let len = len.min(MAX_RW_COUNT);
@@ -1002,13 +1312,23 @@ fn splice_files<P: Platform>(
     Ok((done, rpos, wpos))
 }
 
-pub fn sys_sendfile<P: Platform>(ctx: &mut Ctx<'_, P>, out_fd: Fd, in_fd: Fd, offset: UserPtr<i64>, count: usize) -> Result<Reply, Errno> {
+pub fn sys_sendfile<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    out_fd: Fd,
+    in_fd: Fd,
+    offset: UserPtr<i64>,
+    count: usize,
+) -> Result<Reply, Errno> {
     let src = desc(ctx, in_fd)?;
     let dst = desc(ctx, out_fd)?;
     if !src.file.seekable() && !offset.is_null() {
         return Err(Errno::ESPIPE);
     }
-    let src_off = if offset.is_null() { None } else { Some(u64::try_from(ctx.read(offset)?).map_err(|_| Errno::EINVAL)?) };
+    let src_off = if offset.is_null() {
+        None
+    } else {
+        Some(u64::try_from(ctx.read(offset)?).map_err(|_| Errno::EINVAL)?)
+    };
     let dst_seek = dst.file.seekable();
     let r = splice_files(ctx, &src, src_off, &dst, None, count);
     match r {
@@ -1056,7 +1376,13 @@ pub fn sys_copy_file_range<P: Platform>(
         return Err(Errno::EBADF);
     }
     let read_off = |ptr: UserPtr<i64>| -> Result<Option<u64>, Errno> {
-        if ptr.is_null() { Ok(None) } else { u64::try_from(ctx.read(ptr)?).map(Some).map_err(|_| Errno::EINVAL) }
+        if ptr.is_null() {
+            Ok(None)
+        } else {
+            u64::try_from(ctx.read(ptr)?)
+                .map(Some)
+                .map_err(|_| Errno::EINVAL)
+        }
     };
     let (si, so) = (read_off(off_in)?, read_off(off_out)?);
     let (n, rpos, wpos) = splice_files(ctx, &src, si, &dst, so, len)?;

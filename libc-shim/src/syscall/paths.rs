@@ -7,10 +7,10 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::args::{Fd, UserCStr, UserPtr};
-use super::files::{dev_of, desc, install, stat_file, to_stat, touch};
-use super::linux::{OpenHow, Stat, Statfs, Statx, Timespec, TimevalIn};
 use super::Ctx;
+use super::args::{Fd, UserCStr, UserPtr};
+use super::files::{desc, dev_of, install, stat_file, to_stat, touch};
+use super::linux::{OpenHow, Stat, Statfs, Statx, Timespec, TimevalIn};
 use crate::errno::Errno;
 use crate::fd::{OpenFile, StatusFlags};
 use crate::fs::mount::Vnode;
@@ -45,7 +45,12 @@ fn now<P: Platform>(ctx: &Ctx<'_, P>) -> Timestamp {
 }
 
 fn stamp(fs: &dyn Filesystem, ino: u64, t: Timestamp, data: bool) {
-    let attr = SetAttr { mtime: data.then_some(t), ctime: Some(t), atime: None, ..Default::default() };
+    let attr = SetAttr {
+        mtime: data.then_some(t),
+        ctime: Some(t),
+        atime: None,
+        ..Default::default()
+    };
     let _ = fs.set_attr(ino, &attr);
 }
 
@@ -54,7 +59,13 @@ fn start<P: Platform>(ctx: &Ctx<'_, P>, dirfd: Fd, path: &[u8]) -> Result<Vnode,
 }
 
 /// Resolves `path` relative to `dirfd`; an empty path with `AT_EMPTY_PATH` names `dirfd`.
-fn resolve<P: Platform>(ctx: &Ctx<'_, P>, dirfd: Fd, path: &[u8], follow: bool, empty_ok: bool) -> Result<Resolved, Errno> {
+fn resolve<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    dirfd: Fd,
+    path: &[u8],
+    follow: bool,
+    empty_ok: bool,
+) -> Result<Resolved, Errno> {
     if path.is_empty() {
         if !empty_ok {
             return Err(Errno::ENOENT);
@@ -76,13 +87,21 @@ fn node_meta<P: Platform>(ctx: &Ctx<'_, P>, v: Vnode) -> Result<Metadata, Errno>
     vfs::metadata(ctx.process, ctx.platform, v)
 }
 
-fn parent_of<P: Platform>(ctx: &Ctx<'_, P>, dirfd: Fd, path: &[u8]) -> Result<(Vnode, Vec<u8>, bool), Errno> {
+fn parent_of<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    dirfd: Fd,
+    path: &[u8],
+) -> Result<(Vnode, Vec<u8>, bool), Errno> {
     let s = start(ctx, dirfd, path)?;
     vfs::walk_parent(ctx.process, ctx.platform, s, path)
 }
 
 fn owner<P: Platform>(ctx: &Ctx<'_, P>, mode: u32) -> Owner {
-    Owner { perm: mode & 0o7777 & !ctx.process.umask, uid: 0, gid: 0 }
+    Owner {
+        perm: mode & 0o7777 & !ctx.process.umask,
+        uid: 0,
+        gid: 0,
+    }
 }
 
 /// The display path of a new description opened at `path` from `dirfd`.
@@ -90,18 +109,34 @@ fn display_path<P: Platform>(ctx: &Ctx<'_, P>, dirfd: Fd, path: &[u8]) -> String
     let base = if path.first() == Some(&b'/') || dirfd == AT_FDCWD {
         ctx.process.fs.cwd_path.clone()
     } else {
-        ctx.process.fs.fds.get(dirfd.0).ok().and_then(|e| e.desc.path.clone()).unwrap_or_else(|| String::from("/"))
+        ctx.process
+            .fs
+            .fds
+            .get(dirfd.0)
+            .ok()
+            .and_then(|e| e.desc.path.clone())
+            .unwrap_or_else(|| String::from("/"))
     };
     vfs::join_lexically(&base, path)
 }
 
-pub(crate) fn do_open<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: &[u8], flags: u32, mode: u32) -> Result<usize, Errno> {
+pub(crate) fn do_open<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+) -> Result<usize, Errno> {
     let acc = flags & O_ACCMODE;
     if acc == O_ACCMODE {
         return Err(Errno::EINVAL);
     }
     let path_only = flags & O_PATH != 0;
-    let flags = if path_only { flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) } else { flags };
+    let flags = if path_only {
+        flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    } else {
+        flags
+    };
     let writing = !path_only && acc != 0;
     let display = display_path(ctx, dirfd, path);
     let target: Resolved;
@@ -123,10 +158,22 @@ pub(crate) fn do_open<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: &[u8],
         let name = alloc::format!(".tmpfile-{}", crate::fd::wait::new_key());
         let ino = fs.create(dir.ino, name.as_bytes(), NewNode::Regular, owner(ctx, mode))?;
         stamp(&*fs, ino, now(ctx), true);
-        let file = alloc::sync::Arc::new(crate::fd::vnode_file::VnodeFile::new(fs.clone(), Vnode { mount: dir.mount, ino }, false));
+        let file = alloc::sync::Arc::new(crate::fd::vnode_file::VnodeFile::new(
+            fs.clone(),
+            Vnode {
+                mount: dir.mount,
+                ino,
+            },
+            false,
+        ));
         fs.unlink(dir.ino, name.as_bytes())?;
-        let sflags = StatusFlags::from_bits_truncate(flags & !(O_TMPFILE | O_CLOEXEC)) - StatusFlags::DIRECTORY;
-        let d = OpenFile::new(file, sflags, Some(alloc::format!("{display}/#{ino} (deleted)")));
+        let sflags = StatusFlags::from_bits_truncate(flags & !(O_TMPFILE | O_CLOEXEC))
+            - StatusFlags::DIRECTORY;
+        let d = OpenFile::new(
+            file,
+            sflags,
+            Some(alloc::format!("{display}/#{ino} (deleted)")),
+        );
         return install(ctx, d, flags & O_CLOEXEC != 0);
     }
     if flags & O_CREAT != 0 && !path_only {
@@ -147,16 +194,28 @@ pub(crate) fn do_open<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: &[u8],
                 let ino = fs.create(dir.ino, &name, NewNode::Regular, owner(ctx, mode))?;
                 let t = now(ctx);
                 stamp(&*fs, ino, t, true);
-                let _ = fs.set_attr(ino, &SetAttr { atime: Some(t), ..Default::default() });
+                let _ = fs.set_attr(
+                    ino,
+                    &SetAttr {
+                        atime: Some(t),
+                        ..Default::default()
+                    },
+                );
                 stamp(&*fs, dir.ino, t, true);
-                target = Resolved::Node(Vnode { mount: dir.mount, ino });
+                target = Resolved::Node(Vnode {
+                    mount: dir.mount,
+                    ino,
+                });
             }
             Err(e) => return Err(e),
         }
     } else {
         target = resolve(ctx, dirfd, path, flags & O_NOFOLLOW == 0, false)?;
     }
-    let sflags = StatusFlags::from_bits_truncate(flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)) - StatusFlags::DIRECTORY - StatusFlags::NOFOLLOW;
+    let sflags = StatusFlags::from_bits_truncate(
+        flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC),
+    ) - StatusFlags::DIRECTORY
+        - StatusFlags::NOFOLLOW;
     let cloexec = flags & O_CLOEXEC != 0;
     let v = match target {
         Resolved::Open(d) => {
@@ -194,17 +253,32 @@ pub(crate) fn do_open<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: &[u8],
     install(ctx, OpenFile::new(file, sflags, Some(display)), cloexec)
 }
 
-pub fn sys_open<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, flags: u32, mode: u32) -> Result<usize, Errno> {
+pub fn sys_open<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    flags: u32,
+    mode: u32,
+) -> Result<usize, Errno> {
     let path = ctx.read_path(path)?;
     do_open(ctx, AT_FDCWD, &path, flags & O_ALL, mode)
 }
 
-pub fn sys_openat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, flags: u32, mode: u32) -> Result<usize, Errno> {
+pub fn sys_openat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    flags: u32,
+    mode: u32,
+) -> Result<usize, Errno> {
     let path = ctx.read_path(path)?;
     do_open(ctx, dirfd, &path, flags & O_ALL, mode)
 }
 
-pub fn sys_creat<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, mode: u32) -> Result<usize, Errno> {
+pub fn sys_creat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    mode: u32,
+) -> Result<usize, Errno> {
     let path = ctx.read_path(path)?;
     do_open(ctx, AT_FDCWD, &path, O_CREAT | 1 | O_TRUNC, mode)
 }
@@ -216,7 +290,13 @@ const RESOLVE_BENEATH: u64 = 8;
 const RESOLVE_IN_ROOT: u64 = 0x10;
 const RESOLVE_CACHED: u64 = 0x20;
 
-pub fn sys_openat2<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, how: UserPtr<OpenHow>, size: usize) -> Result<usize, Errno> {
+pub fn sys_openat2<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    how: UserPtr<OpenHow>,
+    size: usize,
+) -> Result<usize, Errno> {
     if size < 24 {
         return Err(Errno::EINVAL);
     }
@@ -231,15 +311,27 @@ pub fn sys_openat2<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr,
             return Err(Errno::E2BIG);
         }
     }
-    let known = RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT | RESOLVE_CACHED;
+    let known = RESOLVE_NO_XDEV
+        | RESOLVE_NO_MAGICLINKS
+        | RESOLVE_NO_SYMLINKS
+        | RESOLVE_BENEATH
+        | RESOLVE_IN_ROOT
+        | RESOLVE_CACHED;
     if h.flags & !u64::from(O_ALL) != 0 || h.resolve & !known != 0 || h.mode & !0o7777 != 0 {
         return Err(Errno::EINVAL);
     }
     if h.mode != 0 && h.flags as u32 & (O_CREAT | O_TMPFILE) == 0 {
         return Err(Errno::EINVAL);
     }
-    if h.resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS) != 0 {
-        ctx.warn_once("openat2-resolve", format_args!("openat2: RESOLVE_BENEATH/IN_ROOT/NO_XDEV/NO_MAGICLINKS are not supported: EINVAL"));
+    if h.resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS)
+        != 0
+    {
+        ctx.warn_once(
+            "openat2-resolve",
+            format_args!(
+                "openat2: RESOLVE_BENEATH/IN_ROOT/NO_XDEV/NO_MAGICLINKS are not supported: EINVAL"
+            ),
+        );
         return Err(Errno::EINVAL);
     }
     if h.resolve & RESOLVE_CACHED != 0 {
@@ -260,7 +352,9 @@ pub fn sys_openat2<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr,
                 continue;
             }
             match vfs::walk(ctx.process, ctx.platform, s, &prefix, false) {
-                Ok(Resolved::Node(v)) if node_meta(ctx, v)?.kind == FileType::Symlink => return Err(Errno::ELOOP),
+                Ok(Resolved::Node(v)) if node_meta(ctx, v)?.kind == FileType::Symlink => {
+                    return Err(Errno::ELOOP);
+                }
                 _ => {}
             }
         }
@@ -276,33 +370,66 @@ fn stat_resolved<P: Platform>(ctx: &Ctx<'_, P>, r: &Resolved) -> Result<Stat, Er
     }
 }
 
-fn fstatat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, statbuf: UserPtr<Stat>, flags: u32) -> Result<usize, Errno> {
+fn fstatat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    statbuf: UserPtr<Stat>,
+    flags: u32,
+) -> Result<usize, Errno> {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT) != 0 {
         return Err(Errno::EINVAL);
     }
     let path = ctx.read_path(path)?;
-    let r = resolve(ctx, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    let r = resolve(
+        ctx,
+        dirfd,
+        &path,
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
     let st = stat_resolved(ctx, &r)?;
     ctx.write(statbuf, &st)?;
     Ok(0)
 }
 
-pub fn sys_stat<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, statbuf: UserPtr<Stat>) -> Result<usize, Errno> {
+pub fn sys_stat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    statbuf: UserPtr<Stat>,
+) -> Result<usize, Errno> {
     fstatat(ctx, AT_FDCWD, path, statbuf, 0)
 }
 
-pub fn sys_lstat<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, statbuf: UserPtr<Stat>) -> Result<usize, Errno> {
+pub fn sys_lstat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    statbuf: UserPtr<Stat>,
+) -> Result<usize, Errno> {
     fstatat(ctx, AT_FDCWD, path, statbuf, AT_SYMLINK_NOFOLLOW)
 }
 
-pub fn sys_newfstatat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, statbuf: UserPtr<Stat>, flags: u32) -> Result<usize, Errno> {
+pub fn sys_newfstatat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    statbuf: UserPtr<Stat>,
+    flags: u32,
+) -> Result<usize, Errno> {
     fstatat(ctx, dirfd, path, statbuf, flags)
 }
 
 const STATX_BASIC_STATS: u32 = 0x7ff;
 const STATX_MNT_ID: u32 = 0x1000;
 
-pub fn sys_statx<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, flags: u32, mask: u32, buf: UserPtr<Statx>) -> Result<usize, Errno> {
+pub fn sys_statx<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    flags: u32,
+    mask: u32,
+    buf: UserPtr<Statx>,
+) -> Result<usize, Errno> {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) != 0
         || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
         || mask & 0x8000_0000 != 0
@@ -310,13 +437,24 @@ pub fn sys_statx<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, f
         return Err(Errno::EINVAL);
     }
     let path = ctx.read_path(path)?;
-    let r = resolve(ctx, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    let r = resolve(
+        ctx,
+        dirfd,
+        &path,
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
     let st = stat_resolved(ctx, &r)?;
     let mount = match &r {
         Resolved::Node(v) => v.mount as u64,
         Resolved::Open(d) => d.file.vnode().map_or(0, |v| v.mount as u64),
     };
-    let split = |d: u64| (((d >> 8) & 0xfff) as u32, ((d & 0xff) | ((d >> 12) & !0xff)) as u32);
+    let split = |d: u64| {
+        (
+            ((d >> 8) & 0xfff) as u32,
+            ((d & 0xff) | ((d >> 12) & !0xff)) as u32,
+        )
+    };
     let x = Statx {
         mask: STATX_BASIC_STATS | STATX_MNT_ID,
         blksize: st.blksize as u32,
@@ -344,12 +482,26 @@ const X_OK: u32 = 1;
 const W_OK: u32 = 2;
 const R_OK: u32 = 4;
 
-fn access<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, mode: u32, flags: u32) -> Result<usize, Errno> {
-    if mode & !(F_OK | X_OK | W_OK | R_OK) != 0 || flags & !(AT_SYMLINK_NOFOLLOW | AT_EACCESS | AT_EMPTY_PATH) != 0 {
+fn access<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    mode: u32,
+    flags: u32,
+) -> Result<usize, Errno> {
+    if mode & !(F_OK | X_OK | W_OK | R_OK) != 0
+        || flags & !(AT_SYMLINK_NOFOLLOW | AT_EACCESS | AT_EMPTY_PATH) != 0
+    {
         return Err(Errno::EINVAL);
     }
     let path = ctx.read_path(path)?;
-    let r = resolve(ctx, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    let r = resolve(
+        ctx,
+        dirfd,
+        &path,
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
     let Resolved::Node(v) = r else { return Ok(0) };
     let m = node_meta(ctx, v)?;
     // Root may read and write anything; executing needs some execute bit (or a directory).
@@ -368,19 +520,40 @@ fn access<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, mode: u3
     Ok(0)
 }
 
-pub fn sys_access<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, mode: u32) -> Result<usize, Errno> {
+pub fn sys_access<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    mode: u32,
+) -> Result<usize, Errno> {
     access(ctx, AT_FDCWD, path, mode, 0)
 }
 
-pub fn sys_faccessat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, mode: u32) -> Result<usize, Errno> {
+pub fn sys_faccessat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    mode: u32,
+) -> Result<usize, Errno> {
     access(ctx, dirfd, path, mode, 0)
 }
 
-pub fn sys_faccessat2<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, mode: u32, flags: u32) -> Result<usize, Errno> {
+pub fn sys_faccessat2<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    mode: u32,
+    flags: u32,
+) -> Result<usize, Errno> {
     access(ctx, dirfd, path, mode, flags)
 }
 
-fn make_node<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: &[u8], node: NewNode<'_>, mode: u32) -> Result<usize, Errno> {
+fn make_node<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: &[u8],
+    node: NewNode<'_>,
+    mode: u32,
+) -> Result<usize, Errno> {
     let (dir, name, trailing) = parent_of(ctx, dirfd, path)?;
     if name == b"." || name == b".." {
         return Err(Errno::EEXIST);
@@ -398,37 +571,72 @@ fn make_node<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: &[u8], node: Ne
     let fs = vfs::writable_fs(ctx.process, dir)?.clone();
     let ino = fs.create(dir.ino, &name, node, owner(ctx, mode))?;
     let t = now(ctx);
-    let _ = fs.set_attr(ino, &SetAttr { atime: Some(t), mtime: Some(t), ctime: Some(t), ..Default::default() });
+    let _ = fs.set_attr(
+        ino,
+        &SetAttr {
+            atime: Some(t),
+            mtime: Some(t),
+            ctime: Some(t),
+            ..Default::default()
+        },
+    );
     stamp(&*fs, dir.ino, t, true);
     Ok(0)
 }
 
-pub fn sys_mkdir<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, mode: u32) -> Result<usize, Errno> {
+pub fn sys_mkdir<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    mode: u32,
+) -> Result<usize, Errno> {
     sys_mkdirat(ctx, AT_FDCWD, path, mode)
 }
 
-pub fn sys_mkdirat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, mode: u32) -> Result<usize, Errno> {
+pub fn sys_mkdirat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    mode: u32,
+) -> Result<usize, Errno> {
     let path = ctx.read_path(path)?;
     make_node(ctx, dirfd, &path, NewNode::Directory, mode)
 }
 
-pub fn sys_mknod<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, mode: u32, dev: u64) -> Result<usize, Errno> {
+pub fn sys_mknod<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    mode: u32,
+    dev: u64,
+) -> Result<usize, Errno> {
     sys_mknodat(ctx, AT_FDCWD, path, mode, dev)
 }
 
-pub fn sys_mknodat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, mode: u32, dev: u64) -> Result<usize, Errno> {
+pub fn sys_mknodat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    mode: u32,
+    dev: u64,
+) -> Result<usize, Errno> {
     let path = ctx.read_path(path)?;
     let node = match FileType::from_mode(mode) {
         None if mode & 0o170000 == 0 => NewNode::Regular,
         Some(FileType::Regular) => NewNode::Regular,
-        Some(k @ (FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket)) => NewNode::Special { kind: k, rdev: dev },
+        Some(
+            k @ (FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket),
+        ) => NewNode::Special { kind: k, rdev: dev },
         Some(FileType::Directory) => return Err(Errno::EPERM),
         _ => return Err(Errno::EINVAL),
     };
     make_node(ctx, dirfd, &path, node, mode)
 }
 
-fn remove<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: &[u8], dir_wanted: bool) -> Result<usize, Errno> {
+fn remove<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: &[u8],
+    dir_wanted: bool,
+) -> Result<usize, Errno> {
     let (dir, name, trailing) = parent_of(ctx, dirfd, path)?;
     if dir_wanted {
         match name.as_slice() {
@@ -480,7 +688,12 @@ pub fn sys_unlink<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr) -> Result<u
     remove(ctx, AT_FDCWD, &path, false)
 }
 
-pub fn sys_unlinkat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, flags: u32) -> Result<usize, Errno> {
+pub fn sys_unlinkat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    flags: u32,
+) -> Result<usize, Errno> {
     if flags & !AT_REMOVEDIR != 0 {
         return Err(Errno::EINVAL);
     }
@@ -488,11 +701,20 @@ pub fn sys_unlinkat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr
     remove(ctx, dirfd, &path, flags & AT_REMOVEDIR != 0)
 }
 
-fn rename<P: Platform>(ctx: &mut Ctx<'_, P>, olddir: Fd, old: UserCStr, newdir: Fd, new: UserCStr, flags: u32) -> Result<usize, Errno> {
+fn rename<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    olddir: Fd,
+    old: UserCStr,
+    newdir: Fd,
+    new: UserCStr,
+    flags: u32,
+) -> Result<usize, Errno> {
     const NOREPLACE: u32 = 1;
     const EXCHANGE: u32 = 2;
     const WHITEOUT: u32 = 4;
-    if flags & !(NOREPLACE | EXCHANGE | WHITEOUT) != 0 || flags & (NOREPLACE | EXCHANGE) == (NOREPLACE | EXCHANGE) {
+    if flags & !(NOREPLACE | EXCHANGE | WHITEOUT) != 0
+        || flags & (NOREPLACE | EXCHANGE) == (NOREPLACE | EXCHANGE)
+    {
         return Err(Errno::EINVAL);
     }
     if flags & WHITEOUT != 0 {
@@ -524,7 +746,13 @@ fn rename<P: Platform>(ctx: &mut Ctx<'_, P>, olddir: Fd, old: UserCStr, newdir: 
         return Err(Errno::EBUSY);
     }
     let fs = vfs::writable_fs(ctx.process, od)?.clone();
-    fs.rename(od.ino, &oname, nd.ino, &nname, RenameFlags::from_bits_truncate(flags))?;
+    fs.rename(
+        od.ino,
+        &oname,
+        nd.ino,
+        &nname,
+        RenameFlags::from_bits_truncate(flags),
+    )?;
     let t = now(ctx);
     stamp(&*fs, src.ino, t, false);
     stamp(&*fs, od.ino, t, true);
@@ -532,25 +760,55 @@ fn rename<P: Platform>(ctx: &mut Ctx<'_, P>, olddir: Fd, old: UserCStr, newdir: 
     Ok(0)
 }
 
-pub fn sys_rename<P: Platform>(ctx: &mut Ctx<'_, P>, old: UserCStr, new: UserCStr) -> Result<usize, Errno> {
+pub fn sys_rename<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    old: UserCStr,
+    new: UserCStr,
+) -> Result<usize, Errno> {
     rename(ctx, AT_FDCWD, old, AT_FDCWD, new, 0)
 }
 
-pub fn sys_renameat<P: Platform>(ctx: &mut Ctx<'_, P>, olddir: Fd, old: UserCStr, newdir: Fd, new: UserCStr) -> Result<usize, Errno> {
+pub fn sys_renameat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    olddir: Fd,
+    old: UserCStr,
+    newdir: Fd,
+    new: UserCStr,
+) -> Result<usize, Errno> {
     rename(ctx, olddir, old, newdir, new, 0)
 }
 
-pub fn sys_renameat2<P: Platform>(ctx: &mut Ctx<'_, P>, olddir: Fd, old: UserCStr, newdir: Fd, new: UserCStr, flags: u32) -> Result<usize, Errno> {
+pub fn sys_renameat2<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    olddir: Fd,
+    old: UserCStr,
+    newdir: Fd,
+    new: UserCStr,
+    flags: u32,
+) -> Result<usize, Errno> {
     rename(ctx, olddir, old, newdir, new, flags)
 }
 
-fn link<P: Platform>(ctx: &mut Ctx<'_, P>, olddir: Fd, old: UserCStr, newdir: Fd, new: UserCStr, flags: u32) -> Result<usize, Errno> {
+fn link<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    olddir: Fd,
+    old: UserCStr,
+    newdir: Fd,
+    new: UserCStr,
+    flags: u32,
+) -> Result<usize, Errno> {
     if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
     let old = ctx.read_path(old)?;
     let new = ctx.read_path(new)?;
-    let src = match resolve(ctx, olddir, &old, flags & AT_SYMLINK_FOLLOW != 0, flags & AT_EMPTY_PATH != 0)? {
+    let src = match resolve(
+        ctx,
+        olddir,
+        &old,
+        flags & AT_SYMLINK_FOLLOW != 0,
+        flags & AT_EMPTY_PATH != 0,
+    )? {
         Resolved::Node(v) => v,
         Resolved::Open(_) => return Err(Errno::EXDEV),
     };
@@ -558,7 +816,10 @@ fn link<P: Platform>(ctx: &mut Ctx<'_, P>, olddir: Fd, old: UserCStr, newdir: Fd
         return Err(Errno::EPERM);
     }
     let (nd, nname, trailing) = parent_of(ctx, newdir, &new)?;
-    if nname == b"." || nname == b".." || vfs::walk(ctx.process, ctx.platform, nd, &nname, false).is_ok() {
+    if nname == b"."
+        || nname == b".."
+        || vfs::walk(ctx.process, ctx.platform, nd, &nname, false).is_ok()
+    {
         return Err(Errno::EEXIST);
     }
     if trailing {
@@ -575,50 +836,103 @@ fn link<P: Platform>(ctx: &mut Ctx<'_, P>, olddir: Fd, old: UserCStr, newdir: Fd
     Ok(0)
 }
 
-pub fn sys_link<P: Platform>(ctx: &mut Ctx<'_, P>, old: UserCStr, new: UserCStr) -> Result<usize, Errno> {
+pub fn sys_link<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    old: UserCStr,
+    new: UserCStr,
+) -> Result<usize, Errno> {
     link(ctx, AT_FDCWD, old, AT_FDCWD, new, 0)
 }
 
-pub fn sys_linkat<P: Platform>(ctx: &mut Ctx<'_, P>, olddir: Fd, old: UserCStr, newdir: Fd, new: UserCStr, flags: u32) -> Result<usize, Errno> {
+pub fn sys_linkat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    olddir: Fd,
+    old: UserCStr,
+    newdir: Fd,
+    new: UserCStr,
+    flags: u32,
+) -> Result<usize, Errno> {
     link(ctx, olddir, old, newdir, new, flags)
 }
 
-fn symlink<P: Platform>(ctx: &mut Ctx<'_, P>, target: UserCStr, dirfd: Fd, path: UserCStr) -> Result<usize, Errno> {
+fn symlink<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    target: UserCStr,
+    dirfd: Fd,
+    path: UserCStr,
+) -> Result<usize, Errno> {
     let target = ctx.read_path(target)?;
     if target.is_empty() {
         return Err(Errno::ENOENT);
     }
     let path = ctx.read_path(path)?;
     let (dir, name, trailing) = parent_of(ctx, dirfd, &path)?;
-    if name == b"." || name == b".." || vfs::walk(ctx.process, ctx.platform, dir, &name, false).is_ok() {
+    if name == b"."
+        || name == b".."
+        || vfs::walk(ctx.process, ctx.platform, dir, &name, false).is_ok()
+    {
         return Err(Errno::EEXIST);
     }
     if trailing {
         return Err(Errno::ENOENT);
     }
     let fs = vfs::writable_fs(ctx.process, dir)?.clone();
-    let ino = fs.create(dir.ino, &name, NewNode::Symlink { target: &target }, Owner { perm: 0o777, uid: 0, gid: 0 })?;
+    let ino = fs.create(
+        dir.ino,
+        &name,
+        NewNode::Symlink { target: &target },
+        Owner {
+            perm: 0o777,
+            uid: 0,
+            gid: 0,
+        },
+    )?;
     let t = now(ctx);
-    let _ = fs.set_attr(ino, &SetAttr { atime: Some(t), mtime: Some(t), ctime: Some(t), ..Default::default() });
+    let _ = fs.set_attr(
+        ino,
+        &SetAttr {
+            atime: Some(t),
+            mtime: Some(t),
+            ctime: Some(t),
+            ..Default::default()
+        },
+    );
     stamp(&*fs, dir.ino, t, true);
     Ok(0)
 }
 
-pub fn sys_symlink<P: Platform>(ctx: &mut Ctx<'_, P>, target: UserCStr, path: UserCStr) -> Result<usize, Errno> {
+pub fn sys_symlink<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    target: UserCStr,
+    path: UserCStr,
+) -> Result<usize, Errno> {
     symlink(ctx, target, AT_FDCWD, path)
 }
 
-pub fn sys_symlinkat<P: Platform>(ctx: &mut Ctx<'_, P>, target: UserCStr, dirfd: Fd, path: UserCStr) -> Result<usize, Errno> {
+pub fn sys_symlinkat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    target: UserCStr,
+    dirfd: Fd,
+    path: UserCStr,
+) -> Result<usize, Errno> {
     symlink(ctx, target, dirfd, path)
 }
 
-fn readlink<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, buf: UserPtr<u8>, size: i32) -> Result<usize, Errno> {
+fn readlink<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    buf: UserPtr<u8>,
+    size: i32,
+) -> Result<usize, Errno> {
     let path = ctx.read_path(path)?;
     if size <= 0 {
         return Err(Errno::EINVAL);
     }
     let r = resolve(ctx, dirfd, &path, false, true)?;
-    let Resolved::Node(v) = r else { return Err(Errno::EINVAL) };
+    let Resolved::Node(v) = r else {
+        return Err(Errno::EINVAL);
+    };
     if node_meta(ctx, v)?.kind != FileType::Symlink {
         return Err(Errno::EINVAL);
     }
@@ -628,18 +942,35 @@ fn readlink<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, buf: U
     Ok(n)
 }
 
-pub fn sys_readlink<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, buf: UserPtr<u8>, size: i32) -> Result<usize, Errno> {
+pub fn sys_readlink<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    buf: UserPtr<u8>,
+    size: i32,
+) -> Result<usize, Errno> {
     readlink(ctx, AT_FDCWD, path, buf, size)
 }
 
-pub fn sys_readlinkat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, buf: UserPtr<u8>, size: i32) -> Result<usize, Errno> {
+pub fn sys_readlinkat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    buf: UserPtr<u8>,
+    size: i32,
+) -> Result<usize, Errno> {
     readlink(ctx, dirfd, path, buf, size)
 }
 
-pub fn sys_truncate<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, len: i64) -> Result<usize, Errno> {
+pub fn sys_truncate<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    len: i64,
+) -> Result<usize, Errno> {
     let path = ctx.read_path(path)?;
     let len = u64::try_from(len).map_err(|_| Errno::EINVAL)?;
-    let Resolved::Node(v) = resolve(ctx, AT_FDCWD, &path, true, false)? else { return Err(Errno::EINVAL) };
+    let Resolved::Node(v) = resolve(ctx, AT_FDCWD, &path, true, false)? else {
+        return Err(Errno::EINVAL);
+    };
     match node_meta(ctx, v)?.kind {
         FileType::Regular => {}
         FileType::Directory => return Err(Errno::EISDIR),
@@ -675,7 +1006,11 @@ pub fn sys_fchdir<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd) -> Result<usize, Er
     set_cwd(ctx, v)
 }
 
-pub fn sys_getcwd<P: Platform>(ctx: &mut Ctx<'_, P>, buf: UserPtr<u8>, size: usize) -> Result<usize, Errno> {
+pub fn sys_getcwd<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    buf: UserPtr<u8>,
+    size: usize,
+) -> Result<usize, Errno> {
     // The cwd may have been removed (Linux then answers "(unreachable)..." or ENOENT).
     node_meta(ctx, ctx.process.fs.cwd).map_err(|_| Errno::ENOENT)?;
     let mut cwd = ctx.process.fs.cwd_path.clone().into_bytes();
@@ -694,7 +1029,11 @@ pub fn sys_umask<P: Platform>(ctx: &mut Ctx<'_, P>, mask: u32) -> Result<usize, 
 }
 
 /// Applies `attr` to what `r` names (a path or an open file).
-fn set_attr_on<P: Platform>(ctx: &Ctx<'_, P>, r: Resolved, mut attr: SetAttr) -> Result<usize, Errno> {
+fn set_attr_on<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    r: Resolved,
+    mut attr: SetAttr,
+) -> Result<usize, Errno> {
     attr.ctime = Some(now(ctx));
     let v = match r {
         Resolved::Node(v) => v,
@@ -719,44 +1058,99 @@ fn fd_target<P: Platform>(ctx: &Ctx<'_, P>, fd: Fd) -> Result<Resolved, Errno> {
     })
 }
 
-pub fn sys_chmod<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, mode: u32) -> Result<usize, Errno> {
+pub fn sys_chmod<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    mode: u32,
+) -> Result<usize, Errno> {
     sys_fchmodat(ctx, AT_FDCWD, path, mode)
 }
 
 pub fn sys_fchmod<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, mode: u32) -> Result<usize, Errno> {
     let r = fd_target(ctx, fd)?;
-    set_attr_on(ctx, r, SetAttr { perm: Some(mode & 0o7777), ..Default::default() })
+    set_attr_on(
+        ctx,
+        r,
+        SetAttr {
+            perm: Some(mode & 0o7777),
+            ..Default::default()
+        },
+    )
 }
 
-pub fn sys_fchmodat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, mode: u32) -> Result<usize, Errno> {
+pub fn sys_fchmodat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    mode: u32,
+) -> Result<usize, Errno> {
     let path = ctx.read_path(path)?;
     let r = resolve(ctx, dirfd, &path, true, false)?;
-    set_attr_on(ctx, r, SetAttr { perm: Some(mode & 0o7777), ..Default::default() })
+    set_attr_on(
+        ctx,
+        r,
+        SetAttr {
+            perm: Some(mode & 0o7777),
+            ..Default::default()
+        },
+    )
 }
 
 fn chown_attr(uid: u32, gid: u32) -> SetAttr {
-    SetAttr { uid: (uid != u32::MAX).then_some(uid), gid: (gid != u32::MAX).then_some(gid), ..Default::default() }
+    SetAttr {
+        uid: (uid != u32::MAX).then_some(uid),
+        gid: (gid != u32::MAX).then_some(gid),
+        ..Default::default()
+    }
 }
 
-pub fn sys_chown<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, uid: u32, gid: u32) -> Result<usize, Errno> {
+pub fn sys_chown<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    uid: u32,
+    gid: u32,
+) -> Result<usize, Errno> {
     sys_fchownat(ctx, AT_FDCWD, path, uid, gid, 0)
 }
 
-pub fn sys_lchown<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, uid: u32, gid: u32) -> Result<usize, Errno> {
+pub fn sys_lchown<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    uid: u32,
+    gid: u32,
+) -> Result<usize, Errno> {
     sys_fchownat(ctx, AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW)
 }
 
-pub fn sys_fchown<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, uid: u32, gid: u32) -> Result<usize, Errno> {
+pub fn sys_fchown<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    uid: u32,
+    gid: u32,
+) -> Result<usize, Errno> {
     let r = fd_target(ctx, fd)?;
     set_attr_on(ctx, r, chown_attr(uid, gid))
 }
 
-pub fn sys_fchownat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, uid: u32, gid: u32, flags: u32) -> Result<usize, Errno> {
+pub fn sys_fchownat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    uid: u32,
+    gid: u32,
+    flags: u32,
+) -> Result<usize, Errno> {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
     let path = ctx.read_path(path)?;
-    let r = resolve(ctx, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    let r = resolve(
+        ctx,
+        dirfd,
+        &path,
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
     set_attr_on(ctx, r, chown_attr(uid, gid))
 }
 
@@ -767,12 +1161,21 @@ fn time_arg(t: Timespec, now: Timestamp) -> Result<Option<Timestamp>, Errno> {
     match t.nsec {
         UTIME_OMIT => Ok(None),
         UTIME_NOW => Ok(Some(now)),
-        n if (0..1_000_000_000).contains(&n) => Ok(Some(Timestamp { sec: t.sec, nsec: n as u32 })),
+        n if (0..1_000_000_000).contains(&n) => Ok(Some(Timestamp {
+            sec: t.sec,
+            nsec: n as u32,
+        })),
         _ => Err(Errno::EINVAL),
     }
 }
 
-pub fn sys_utimensat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, times: UserPtr<Timespec>, flags: u32) -> Result<usize, Errno> {
+pub fn sys_utimensat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    times: UserPtr<Timespec>,
+    flags: u32,
+) -> Result<usize, Errno> {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -788,15 +1191,32 @@ pub fn sys_utimensat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCSt
         fd_target(ctx, dirfd)?
     } else {
         let p = ctx.read_path(path)?;
-        resolve(ctx, dirfd, &p, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?
+        resolve(
+            ctx,
+            dirfd,
+            &p,
+            flags & AT_SYMLINK_NOFOLLOW == 0,
+            flags & AT_EMPTY_PATH != 0,
+        )?
     };
     if atime.is_none() && mtime.is_none() {
         return Ok(0);
     }
-    set_attr_on(ctx, r, SetAttr { atime, mtime, ..Default::default() })
+    set_attr_on(
+        ctx,
+        r,
+        SetAttr {
+            atime,
+            mtime,
+            ..Default::default()
+        },
+    )
 }
 
-fn timevals<P: Platform>(ctx: &Ctx<'_, P>, times: UserPtr<TimevalIn>) -> Result<(Option<Timestamp>, Option<Timestamp>), Errno> {
+fn timevals<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    times: UserPtr<TimevalIn>,
+) -> Result<(Option<Timestamp>, Option<Timestamp>), Errno> {
     let t = now(ctx);
     if times.is_null() {
         return Ok((Some(t), Some(t)));
@@ -806,12 +1226,20 @@ fn timevals<P: Platform>(ctx: &Ctx<'_, P>, times: UserPtr<TimevalIn>) -> Result<
         if !(0..1_000_000).contains(&x.usec) {
             return Err(Errno::EINVAL);
         }
-        Ok(Some(Timestamp { sec: x.sec, nsec: (x.usec * 1000) as u32 }))
+        Ok(Some(Timestamp {
+            sec: x.sec,
+            nsec: (x.usec * 1000) as u32,
+        }))
     };
     Ok((conv(v[0])?, conv(v[1])?))
 }
 
-pub fn sys_futimesat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCStr, times: UserPtr<TimevalIn>) -> Result<usize, Errno> {
+pub fn sys_futimesat<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    dirfd: Fd,
+    path: UserCStr,
+    times: UserPtr<TimevalIn>,
+) -> Result<usize, Errno> {
     let (atime, mtime) = timevals(ctx, times)?;
     let r = if path.is_null() {
         fd_target(ctx, dirfd)?
@@ -819,24 +1247,51 @@ pub fn sys_futimesat<P: Platform>(ctx: &mut Ctx<'_, P>, dirfd: Fd, path: UserCSt
         let p = ctx.read_path(path)?;
         resolve(ctx, dirfd, &p, true, false)?
     };
-    set_attr_on(ctx, r, SetAttr { atime, mtime, ..Default::default() })
+    set_attr_on(
+        ctx,
+        r,
+        SetAttr {
+            atime,
+            mtime,
+            ..Default::default()
+        },
+    )
 }
 
-pub fn sys_utimes<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, times: UserPtr<TimevalIn>) -> Result<usize, Errno> {
+pub fn sys_utimes<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    times: UserPtr<TimevalIn>,
+) -> Result<usize, Errno> {
     sys_futimesat(ctx, AT_FDCWD, path, times)
 }
 
-pub fn sys_utime<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, times: UserPtr<i64>) -> Result<usize, Errno> {
+pub fn sys_utime<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    times: UserPtr<i64>,
+) -> Result<usize, Errno> {
     let t = now(ctx);
     let (atime, mtime) = if times.is_null() {
         (Some(t), Some(t))
     } else {
         let v = ctx.read_array(times, 2)?;
-        (Some(Timestamp { sec: v[0], nsec: 0 }), Some(Timestamp { sec: v[1], nsec: 0 }))
+        (
+            Some(Timestamp { sec: v[0], nsec: 0 }),
+            Some(Timestamp { sec: v[1], nsec: 0 }),
+        )
     };
     let p = ctx.read_path(path)?;
     let r = resolve(ctx, AT_FDCWD, &p, true, false)?;
-    set_attr_on(ctx, r, SetAttr { atime, mtime, ..Default::default() })
+    set_attr_on(
+        ctx,
+        r,
+        SetAttr {
+            atime,
+            mtime,
+            ..Default::default()
+        },
+    )
 }
 
 fn statfs_of<P: Platform>(ctx: &Ctx<'_, P>, mount: Option<usize>) -> Statfs {
@@ -845,11 +1300,24 @@ fn statfs_of<P: Platform>(ctx: &Ctx<'_, P>, mount: Option<usize>) -> Statfs {
     const PIPEFS_MAGIC: u64 = 0x5049_5045;
     const ST_RDONLY: u64 = 1;
     let Some(id) = mount else {
-        return Statfs { fs_type: PIPEFS_MAGIC, bsize: 4096, namelen: 255, frsize: 4096, ..Default::default() };
+        return Statfs {
+            fs_type: PIPEFS_MAGIC,
+            bsize: 4096,
+            namelen: 255,
+            frsize: 4096,
+            ..Default::default()
+        };
     };
     let m = ctx.process.fs.mounts.get(id);
     let ro = if m.read_only { ST_RDONLY } else { 0 };
-    let base = Statfs { bsize: 4096, namelen: 255, frsize: 4096, fsid: id as u64, flags: ro | 0x400, ..Default::default() };
+    let base = Statfs {
+        bsize: 4096,
+        namelen: 255,
+        frsize: 4096,
+        fsid: id as u64,
+        flags: ro | 0x400,
+        ..Default::default()
+    };
     match &m.fs {
         crate::fs::mount::Mounted::Fs(fs) => {
             let s = fs.stats();
@@ -866,12 +1334,22 @@ fn statfs_of<P: Platform>(ctx: &Ctx<'_, P>, mount: Option<usize>) -> Statfs {
                 ..base
             }
         }
-        crate::fs::mount::Mounted::Proc => Statfs { fs_type: PROC_SUPER_MAGIC, ..base },
-        crate::fs::mount::Mounted::Sys => Statfs { fs_type: SYSFS_MAGIC, ..base },
+        crate::fs::mount::Mounted::Proc => Statfs {
+            fs_type: PROC_SUPER_MAGIC,
+            ..base
+        },
+        crate::fs::mount::Mounted::Sys => Statfs {
+            fs_type: SYSFS_MAGIC,
+            ..base
+        },
     }
 }
 
-pub fn sys_statfs<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, buf: UserPtr<Statfs>) -> Result<usize, Errno> {
+pub fn sys_statfs<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    path: UserCStr,
+    buf: UserPtr<Statfs>,
+) -> Result<usize, Errno> {
     let p = ctx.read_path(path)?;
     let mount = match resolve(ctx, AT_FDCWD, &p, true, false)? {
         Resolved::Node(v) => Some(v.mount),
@@ -882,10 +1360,13 @@ pub fn sys_statfs<P: Platform>(ctx: &mut Ctx<'_, P>, path: UserCStr, buf: UserPt
     Ok(0)
 }
 
-pub fn sys_fstatfs<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, buf: UserPtr<Statfs>) -> Result<usize, Errno> {
+pub fn sys_fstatfs<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    buf: UserPtr<Statfs>,
+) -> Result<usize, Errno> {
     let d = desc(ctx, fd)?;
     let s = statfs_of(ctx, d.file.vnode().map(|v| v.mount));
     ctx.write(buf, &s)?;
     Ok(0)
 }
-
