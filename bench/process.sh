@@ -115,7 +115,9 @@ section=$(cat <<EOF
 \`bench/process.sh\` on $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown);
 bench/proc_bench.c built with \`musl-gcc -static -O2\`; Kiln under TCG, default \`--mem\`.
 Native: best of 3 runs on the host; Kiln: one \`bake run --accel tcg\`. ns per operation as
-the program measures it with clock_gettime(CLOCK_MONOTONIC).
+the program measures it with clock_gettime(CLOCK_MONOTONIC). Load average when measured:
+$(cut -d' ' -f1-3 /proc/loadavg) (the host is shared: wall-clock figures, native ones included,
+move with it; the instruction counts below do not).
 
 | operation | N | native ns | Kiln ns | Kiln / native |
 |---|---|---|---|---|
