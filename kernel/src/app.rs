@@ -253,6 +253,11 @@ pub fn start(payload: &'static [u8]) -> ! {
     let features = *FEATURES.get().expect("cpu features");
     let mut random = [0u8; 16];
     KernelPlatform.fill_random(&mut random);
+    let mut mm = Mm::new();
+    let vdso = match crate::vdso::map(&mut mm) {
+        Ok(addr) => addr,
+        Err(e) => crate::boot_error(format_args!("cannot map the vDSO: {e}; give the VM more memory with --mem")),
+    };
     let aux = libc_shim::stack::AuxInfo {
         hwcap: features.hwcap,
         hwcap2: 0,
@@ -261,8 +266,8 @@ pub fn start(payload: &'static [u8]) -> ! {
         random,
         uid: 0,
         gid: 0,
+        vdso,
     };
-    let mut mm = Mm::new();
     let loaded = match libc_shim::loader::load(
         &KernelPlatform,
         &mut mm,

@@ -15,6 +15,7 @@ mod logger;
 mod mm;
 mod pvh;
 mod sched;
+mod vdso;
 
 use core::fmt::Write;
 

@@ -217,6 +217,7 @@ mod tests {
             random: [7; 16],
             uid: 0,
             gid: 0,
+            vdso: 0,
         }
     }
 

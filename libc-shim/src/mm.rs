@@ -39,6 +39,8 @@ pub enum VmaKind {
     Heap,
     Stack,
     Anonymous,
+    /// The vDSO the kernel maps into every app.
+    Vdso,
 }
 
 /// One mapped range; its start is the key in [`Mm::vmas`].

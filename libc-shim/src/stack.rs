@@ -45,6 +45,7 @@ pub mod auxv {
     pub const AT_RANDOM: u64 = 25;
     pub const AT_HWCAP2: u64 = 26;
     pub const AT_EXECFN: u64 = 31;
+    pub const AT_SYSINFO_EHDR: u64 = 33;
     pub const AT_MINSIGSTKSZ: u64 = 51;
 }
 
@@ -64,6 +65,8 @@ pub struct AuxInfo {
     /// The 16 bytes `AT_RANDOM` points at (libc seeds stack protector and pointer guard).
     pub random: [u8; 16],
     pub uid: u32,
+    /// Where the vDSO's ELF header is mapped (`AT_SYSINFO_EHDR`); 0: no vDSO, no entry.
+    pub vdso: u64,
     pub gid: u32,
 }
 
@@ -119,7 +122,7 @@ pub fn build(
     p -= aux.random.len() as u64;
     let random_at = p;
 
-    let auxv: [(u64, u64); 19] = [
+    let mut auxv: Vec<(u64, u64)> = vec![
         (auxv::AT_MINSIGSTKSZ, aux.minsigstksz),
         (auxv::AT_HWCAP, aux.hwcap),
         (auxv::AT_PAGESZ, PAGE_SIZE),
@@ -140,6 +143,10 @@ pub fn build(
         (auxv::AT_EXECFN, execfn_at),
         (auxv::AT_PLATFORM, platform_at),
     ];
+    if aux.vdso != 0 {
+        // Where Linux puts it: first, so libcs find the vDSO before they need the clock.
+        auxv.insert(0, (auxv::AT_SYSINFO_EHDR, aux.vdso));
+    }
 
     // argc, argv + NULL, envp + NULL, auxv pairs + AT_NULL pair.
     let words = 1 + (argv.len() + 1) + (envp.len() + 1) + 2 * (auxv.len() + 1);
@@ -193,6 +200,7 @@ mod tests {
             random: core::array::from_fn(|i| 0xa0 + i as u8),
             uid: 1000,
             gid: 100,
+            vdso: 0,
         }
     }
 
@@ -355,5 +363,16 @@ mod tests {
         let (args, env, auxv) = Reader(&s).parse();
         assert!(args.is_empty() && env.is_empty());
         assert_eq!(auxv.len(), 19);
+        assert!(auxv.iter().all(|&(k, _)| k != auxv::AT_SYSINFO_EHDR), "no vDSO, no entry");
+    }
+
+    #[test]
+    fn vdso_address_comes_first_in_auxv() {
+        let aux = AuxInfo { vdso: 0x7fff_f800_0000, ..aux_info() };
+        let s = build(TOP, &[b"a"], &[], b"a", &program(), &aux);
+        let (_, _, auxv) = Reader(&s).parse();
+        assert_eq!(auxv.len(), 20);
+        assert_eq!(auxv[0], (auxv::AT_SYSINFO_EHDR, 0x7fff_f800_0000));
+        assert_eq!(s.rsp % 16, 0);
     }
 }

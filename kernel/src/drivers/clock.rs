@@ -42,3 +42,13 @@ pub fn resolution_ns() -> u64 {
     let hz = TSC_HZ.load(Ordering::Relaxed);
     (1_000_000_000 / hz).max(1)
 }
+
+/// The constants the vDSO computes the clocks from: TSC at boot, ns per tick (32.32 fixed
+/// point) and the wall-clock ns at boot, exactly what [`monotonic_ns`] and [`realtime_ns`] use.
+pub fn vdso_params() -> (u64, u64, u64) {
+    (
+        TSC_AT_BOOT.load(Ordering::Relaxed),
+        NS_PER_TICK_32_32.load(Ordering::Relaxed),
+        EPOCH_AT_BOOT_NS.load(Ordering::Relaxed),
+    )
+}

@@ -413,6 +413,7 @@ fn maps(p: &Process, s: &mut String) {
             VmaKind::Heap => "[heap]",
             VmaKind::Stack => "[stack]",
             VmaKind::Anonymous => "",
+            VmaKind::Vdso => "[vdso]",
         };
         let _ = write!(
             s,
