@@ -199,8 +199,20 @@ pub fn with_process<R>(f: impl FnOnce(&mut Process) -> R) -> R {
     f(&mut guard.as_mut().expect("the app has started").process)
 }
 
+/// Writes the app's volumes back before the VM ends, whether the app exited or was killed:
+/// as on Linux, data it wrote reaches the disk either way.
+pub fn sync_volumes() {
+    let Some(mut guard) = APP.try_lock() else { return };
+    if let Some(app) = guard.as_mut() {
+        if let Err(e) = app.process.sync_all() {
+            log::error!("writing volumes back at exit failed: {e}");
+        }
+    }
+}
+
 /// The process was killed by `signal`: say so on the error console and end the VM.
 pub fn terminated_by_signal(status: u8, signal: u8) -> ! {
+    sync_volumes();
     let name = crate::fault::signal_name(signal);
     let _ = core::fmt::Write::write_fmt(
         &mut crate::fault::Console,

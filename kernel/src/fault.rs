@@ -47,6 +47,7 @@ fn out_of_memory(frame: &TrapFrame, addr: u64) -> ! {
         total >> 20
     );
     let _ = writeln!(Console, "kiln: the app was killed (SIGKILL); exit status 137");
+    crate::app::sync_volumes();
     crate::drivers::exit::exit_vm(137)
 }
 
@@ -161,5 +162,6 @@ pub fn exception(frame: &mut TrapFrame) {
     let _ = writeln!(out, "  rflags {:#x}  fs_base {:#x}", frame.rflags, crate::arch::x86_64::cpu::read_msr(crate::arch::x86_64::cpu::MSR_FS_BASE));
     let status = 128 + sig;
     let _ = writeln!(out, "kiln: exit status {status}");
+    crate::app::sync_volumes();
     crate::drivers::exit::exit_vm(status);
 }

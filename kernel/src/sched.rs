@@ -434,6 +434,7 @@ pub fn syscall(frame: &mut SyscallFrame) {
             Some(sig) => app::terminated_by_signal(status, sig),
             None => {
                 log::info!("app exited with status {status}");
+                app::sync_volumes();
                 exit::exit_vm(status)
             }
         },

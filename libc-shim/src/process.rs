@@ -334,6 +334,19 @@ impl Process {
         self.account_impl(tid, ns)
     }
 
+    /// Writes every mounted filesystem's data to its device, as a clean exit must (volumes
+    /// keep what the app wrote). Returns the first error (EIO), after trying them all.
+    pub fn sync_all(&mut self) -> Result<(), crate::Errno> {
+        let all: Vec<_> = self.fs.mounts.iter().filter_map(|(id, _)| self.fs.mounts.fs(id).cloned()).collect();
+        let mut result = Ok(());
+        for fs in all {
+            if let Err(e) = fs.sync(None) {
+                result = result.and(Err(e));
+            }
+        }
+        result
+    }
+
     /// Number of live threads.
     pub fn thread_count(&self) -> usize {
         self.threads.len()
