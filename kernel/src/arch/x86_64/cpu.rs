@@ -75,6 +75,17 @@ pub fn init() -> Features {
             f.tsc_hz_cpuid = Some(u64::from(crystal) * u64::from(num) / u64::from(den));
         }
     }
+    // A hypervisor's timing leaf (KVM with invtsc, VMware, QEMU's vmware-cpuid-freq):
+    // EAX = TSC kHz.
+    if f.tsc_hz_cpuid.is_none() && ecx1 & (1 << 31) != 0 {
+        let (hv_max, ..) = cpuid(0x4000_0000, 0);
+        if hv_max >= 0x4000_0010 {
+            let khz = cpuid(0x4000_0010, 0).0;
+            if khz != 0 {
+                f.tsc_hz_cpuid = Some(u64::from(khz) * 1000);
+            }
+        }
+    }
     if f.tsc_hz_cpuid.is_none() && max_leaf() >= 0x16 {
         let mhz = cpuid(0x16, 0).0 & 0xffff;
         if mhz != 0 {
