@@ -10,6 +10,7 @@
 
 pub mod console;
 pub mod device;
+pub mod epoll;
 pub mod eventfd;
 pub mod pipe;
 pub mod timerfd;

@@ -15,7 +15,7 @@ use super::args::{Fd, UserPtr};
 use super::linux::{Iovec, Itimerspec, Stat, Timespec};
 use super::{Ctx, Reply};
 use crate::errno::Errno;
-use crate::fd::{FdEntry, File, Io, OpenFile, StatusFlags};
+use crate::fd::{FdEntry, File, Io, OpenFile, Readiness, StatusFlags};
 use crate::fs::{FileType, Metadata, SetAttr, Timestamp};
 use crate::platform::{Platform, Prot};
 use crate::process::WakeReason;
@@ -70,6 +70,14 @@ pub(crate) fn install<P: Platform>(
 pub(crate) fn notify<P: Platform>(ctx: &mut Ctx<'_, P>, file: &dyn File) {
     if let Some(key) = file.wait_key() {
         ctx.process.notify(key);
+    }
+}
+
+/// Wakes whoever waits on `file` after a change that can only make `events` ready (new
+/// data: `READABLE`; freed space: `WRITABLE`), which edge-triggered epoll tells apart.
+fn notify_for<P: Platform>(ctx: &mut Ctx<'_, P>, file: &dyn File, events: Readiness) {
+    if let Some(key) = file.wait_key() {
+        ctx.process.notify_for(key, events);
     }
 }
 
@@ -234,7 +242,7 @@ fn after_write<P: Platform>(
     r: Result<usize, Errno>,
 ) -> Result<Reply, Errno> {
     if r.is_ok() {
-        notify(ctx, &*d.file);
+        notify_for(ctx, &*d.file, Readiness::READABLE);
     }
     if r == Err(Errno::EPIPE)
         && let Some(kill) = raise_sigpipe(ctx)
@@ -250,7 +258,7 @@ fn after_read<P: Platform>(
     r: Result<usize, Errno>,
 ) -> Result<Reply, Errno> {
     if matches!(r, Ok(n) if n > 0) {
-        notify(ctx, &*d.file);
+        notify_for(ctx, &*d.file, Readiness::WRITABLE);
     }
     finish(ctx, d, r)
 }

@@ -20,10 +20,12 @@ pub mod linux;
 pub mod table;
 pub mod user;
 
+mod epoll;
 pub(crate) mod file_mmap;
 mod files;
 mod paths;
 pub(crate) mod limits;
+mod poll;
 mod mem;
 mod process_info;
 mod signal;
@@ -34,6 +36,8 @@ mod timer;
 
 #[cfg(test)]
 mod file_tests;
+#[cfg(test)]
+mod readiness_tests;
 #[cfg(test)]
 mod sched_tests;
 #[cfg(test)]

@@ -11,9 +11,11 @@ use super::Ctx;
 use super::args::{BadArg, Handler, Invoked};
 use crate::platform::Platform;
 
+use super::epoll::*;
 use super::file_mmap::*;
 use super::files::*;
 use super::paths::*;
+use super::poll::*;
 use super::limits::*;
 use super::mem::*;
 use super::process_info::*;
@@ -81,7 +83,7 @@ syscall_table! {
     4 stat: Supported => sys_stat;
     5 fstat: Supported => sys_fstat;
     6 lstat: Supported => sys_lstat;
-    7 poll: Enosys;
+    7 poll: Supported => sys_poll;
     8 lseek: Partial("SEEK_DATA/SEEK_HOLE see no holes (files are never sparse)") => sys_lseek;
     9 mmap: Partial("file mappings are copies; MAP_SHARED ones are written back on msync/munmap") => sys_mmap;
     10 mprotect: Supported => sys_mprotect;
@@ -97,7 +99,7 @@ syscall_table! {
     20 writev: Supported => sys_writev;
     21 access: Partial("the app is root: only X_OK (an execute bit) and W_OK (read-only mounts) can fail") => sys_access;
     22 pipe: Partial("a blocking write of more than fits returns a short count") => sys_pipe;
-    23 select: Enosys;
+    23 select: Partial("nfds is clipped to RLIMIT_NOFILE (Linux: to the fd table size)") => sys_select;
     24 sched_yield: Supported => sys_sched_yield;
     25 mremap: Partial("anonymous memory; MREMAP_FIXED and MREMAP_DONTUNMAP are EINVAL") => sys_mremap;
     26 msync: Partial("writes shared file mappings back; MS_INVALIDATE is a no-op") => sys_msync;
@@ -287,7 +289,7 @@ syscall_table! {
     210 io_cancel: Enosys;
     211 get_thread_area: EnosysByDesign("x86_64 uses arch_prctl(ARCH_GET_FS)");
     212 lookup_dcookie: Enosys;
-    213 epoll_create: Enosys;
+    213 epoll_create: Supported => sys_epoll_create;
     214 epoll_ctl_old: NI;
     215 epoll_wait_old: NI;
     216 remap_file_pages: Enosys;
@@ -306,8 +308,8 @@ syscall_table! {
     229 clock_getres: Partial("clocks 0-7") => sys_clock_getres;
     230 clock_nanosleep: Partial("CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME") => sys_clock_nanosleep;
     231 exit_group: Supported => sys_exit_group;
-    232 epoll_wait: Enosys;
-    233 epoll_ctl: Enosys;
+    232 epoll_wait: Supported => sys_epoll_wait;
+    233 epoll_ctl: Partial("EPOLLEXCLUSIVE and EPOLLWAKEUP accepted (no effect with one waiter per event); no wakeup-path limits") => sys_epoll_ctl;
     234 tgkill: Supported => sys_tgkill;
     235 utimes: Supported => sys_utimes;
     236 vserver: NI;
@@ -344,8 +346,8 @@ syscall_table! {
     267 readlinkat: Supported => sys_readlinkat;
     268 fchmodat: Partial("modes are kept, not enforced") => sys_fchmodat;
     269 faccessat: Partial("as access") => sys_faccessat;
-    270 pselect6: Enosys;
-    271 ppoll: Enosys;
+    270 pselect6: Partial("as select") => sys_pselect6;
+    271 ppoll: Supported => sys_ppoll;
     272 unshare: Enosys;
     273 set_robust_list: Partial("recorded per thread; not walked at thread exit") => sys_set_robust_list;
     274 get_robust_list: Supported => sys_get_robust_list;
@@ -355,7 +357,7 @@ syscall_table! {
     278 vmsplice: Enosys;
     279 move_pages: Enosys;
     280 utimensat: Supported => sys_utimensat;
-    281 epoll_pwait: Enosys;
+    281 epoll_pwait: Supported => sys_epoll_pwait;
     282 signalfd: Enosys;
     283 timerfd_create: Supported => sys_timerfd_create;
     284 eventfd: Supported => sys_eventfd;
@@ -365,7 +367,7 @@ syscall_table! {
     288 accept4: Enosys;
     289 signalfd4: Enosys;
     290 eventfd2: Supported => sys_eventfd2;
-    291 epoll_create1: Enosys;
+    291 epoll_create1: Supported => sys_epoll_create1;
     292 dup3: Supported => sys_dup3;
     293 pipe2: Partial("as pipe; O_DIRECT is accepted as a byte-stream pipe") => sys_pipe2;
     294 inotify_init1: Enosys;
@@ -427,7 +429,7 @@ syscall_table! {
     438 pidfd_getfd: Enosys;
     439 faccessat2: Partial("as access") => sys_faccessat2;
     440 process_madvise: Enosys;
-    441 epoll_pwait2: Enosys;
+    441 epoll_pwait2: Supported => sys_epoll_pwait2;
     442 mount_setattr: Enosys;
     443 quotactl_fd: Enosys;
     444 landlock_create_ruleset: Enosys;
