@@ -250,7 +250,7 @@ fn min_sigstack_size(features: &Features) -> u64 {
 }
 
 /// Loads the app from the payload and runs it. Never returns: the app ends the VM.
-pub fn start(payload: &'static [u8]) -> ! {
+pub fn start(payload: &'static [u8], cmdline: &str) -> ! {
     let payload = match Payload::parse(payload) {
         Ok(p) => p,
         Err(e) => crate::boot_error(format_args!("the image's app payload is unusable: {e}; rebuild the image with `bake build`")),
@@ -303,6 +303,9 @@ pub fn start(payload: &'static [u8]) -> ! {
     match process.init_files(&KernelPlatform, &payload) {
         Ok(files) => log::info!("rootfs: {} files, {} directories, {} bytes", files.files, files.directories, files.bytes),
         Err(e) => crate::boot_error(format_args!("the image's root filesystem is unusable: {e}; rebuild the image with `bake build`")),
+    }
+    if let Err(e) = process.net_configure(cmdline) {
+        crate::boot_error(format_args!("network settings: {e}"));
     }
     *APP.lock() = Some(App { process, elf: payload.app_elf, load_bias: loaded.load_bias });
     crate::sched::start(Process::PID, loaded.entry, loaded.stack_pointer)

@@ -107,7 +107,7 @@ extern "C" fn kmain(start_info: u32) -> ! {
     // SAFETY: the payload is in RAM reserved above (never handed to the frame allocator) and
     // mapped by the direct map for the rest of the VM's life.
     let payload = unsafe { core::slice::from_raw_parts(mm::phys_to_virt(payload_phys) as *const u8, payload_len as usize) };
-    app::start(payload)
+    app::start(payload, boot.cmdline())
 }
 
 /// A problem with the image rather than a bug: reported on the console, status 126 (the image

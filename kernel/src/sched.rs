@@ -279,6 +279,10 @@ fn poll_time(now: u64) {
         if p.next_timer().is_some_and(|d| d <= now) {
             p.run_timers(now);
         }
+        // The network stack's own timers (retransmits, delayed ACKs, TIME_WAIT, DHCP).
+        if p.net_poll_at(now).is_some_and(|d| d <= now) {
+            p.net_poll(&KernelPlatform, now);
+        }
         p.take_woken()
     });
     let mut s = SCHED.lock();
@@ -295,7 +299,10 @@ fn poll_time(now: u64) {
 
 /// Arms the APIC timer for the next thing that needs the CPU's attention.
 fn arm_timer(now: u64) {
-    let process_timer = app::with_process(|p| p.next_timer());
+    let process_timer = app::with_process(|p| match (p.next_timer(), p.net_poll_at(now)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    });
     let s = SCHED.lock();
     let mut next = s.earliest_deadline();
     if let Some(t) = process_timer {

@@ -16,6 +16,7 @@ pub mod fs;
 pub mod image;
 pub mod loader;
 pub mod mm;
+pub mod net;
 pub mod platform;
 pub mod process;
 pub mod stack;

@@ -71,4 +71,26 @@ pub trait Platform {
     fn write_app(&self, addr: u64, data: &[u8]) -> Result<(), Errno>;
     /// (total, free) bytes of RAM.
     fn memory_stats(&self) -> (u64, u64);
+
+    // --- network (optional: a machine without a network device keeps the defaults) --------
+    /// The MAC address of the Ethernet device, if the machine has one.
+    fn net_mac(&self) -> Option<[u8; 6]> {
+        None
+    }
+    /// The largest Ethernet frame the device sends or receives (without the FCS).
+    fn net_frame_max(&self) -> usize {
+        1514
+    }
+    /// Queues one Ethernet frame for sending. `EAGAIN` when the device's queue is full (the
+    /// stack tries again on its next poll), `ENODEV` without a device.
+    fn net_transmit(&self, frame: &[u8]) -> Result<(), Errno> {
+        let _ = frame;
+        Err(Errno::ENODEV)
+    }
+    /// Takes the oldest received frame, copied into `buf` (at least `net_frame_max` bytes);
+    /// returns its length, or `None` when nothing has arrived.
+    fn net_receive(&self, buf: &mut [u8]) -> Option<usize> {
+        let _ = buf;
+        None
+    }
 }

@@ -169,6 +169,8 @@ pub struct Process {
     pub(crate) futex_waiters: BTreeMap<u64, Vec<(Tid, u32)>>,
     /// Files: mounts, fds, cwd, wait queues (see [`crate::fs::vfs`]).
     pub(crate) fs: crate::fs::vfs::FileState,
+    /// Sockets: the TCP/IP stack and Unix socket names (see [`crate::net`]).
+    pub(crate) net: crate::net::NetState,
     pub(crate) rlimits: Rlimits,
     pub(crate) signals: SignalState,
     pub(crate) timers: TimerState,
@@ -201,6 +203,7 @@ impl Process {
             woken: Vec::new(),
             futex_waiters: BTreeMap::new(),
             fs: crate::fs::vfs::FileState::new(),
+            net: crate::net::NetState::default(),
             rlimits: Rlimits::default(),
             signals: SignalState::default(),
             timers: TimerState::default(),
@@ -218,6 +221,10 @@ impl Process {
 
     /// Threads whose wait ended (they are runnable again), oldest first.
     pub fn take_woken(&mut self) -> Vec<Tid> {
+        // Sockets changed by the last call (a peer's data, a connection) wake their waiters.
+        for key in self.net.take_pending() {
+            self.notify(key);
+        }
         core::mem::take(&mut self.woken)
     }
 

@@ -30,6 +30,7 @@ mod mem;
 mod process_info;
 mod signal;
 mod signal_frame;
+mod socket;
 mod thread;
 mod time;
 mod timer;
@@ -42,6 +43,8 @@ mod readiness_tests;
 mod sched_tests;
 #[cfg(test)]
 mod signal_tests;
+#[cfg(test)]
+mod socket_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

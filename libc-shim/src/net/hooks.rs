@@ -1,0 +1,73 @@
+//! What the kernel calls on the process for networking: configuration from the command
+//! line, polling on device interrupts and at the stack's deadlines.
+
+use alloc::string::String;
+
+use super::stack::NetConfig;
+use crate::platform::Platform;
+use crate::process::Process;
+
+/// Where the resolver configuration goes when DHCP or `kiln.dns=` names a server.
+const RESOLV_CONF: &[u8] = b"/etc/resolv.conf";
+
+impl Process {
+    /// Takes the network settings of the kernel command line (`kiln.ip=ADDR/PREFIX`,
+    /// `kiln.gw=ADDR`, `kiln.dns=ADDR`); without `kiln.ip` the Ethernet interface uses DHCP.
+    /// Call before the app runs.
+    pub fn net_configure(&mut self, cmdline: &str) -> Result<(), String> {
+        let config = NetConfig::parse(cmdline)?;
+        self.net.set_config(config);
+        Ok(())
+    }
+
+    /// Runs the network stack: the kernel calls this when the network device interrupts and
+    /// when [`Process::net_poll_at`] is due. Threads whose sockets changed are listed in
+    /// [`Process::take_woken`].
+    pub fn net_poll<P: Platform>(&mut self, platform: &P, now: u64) {
+        if self.net.started().is_none() && platform.net_mac().is_none() {
+            return;
+        }
+        let stack = self.net.stack(platform).clone();
+        let lease = {
+            let mut net = stack.lock();
+            net.poll(Some(platform), now);
+            net.take_lease_change().then(|| net.lease()).flatten()
+        };
+        if let Some(l) = lease
+            && let Some(dns) = l.dns
+        {
+            self.write_resolv_conf(platform, &alloc::format!("nameserver {dns}\n"));
+        }
+        for key in self.net.take_pending() {
+            self.notify(key);
+        }
+    }
+
+    /// When the network stack next needs [`Process::net_poll`] by itself (monotonic ns).
+    pub fn net_poll_at(&mut self, now: u64) -> Option<u64> {
+        self.net.started()?.lock().poll_at(now)
+    }
+
+    /// The Ethernet interface's IPv4 address and prefix, once configured (for the kernel's
+    /// log line).
+    pub fn net_address(&self) -> Option<(core::net::Ipv4Addr, u8)> {
+        let l = self.net.started()?.lock().lease()?;
+        Some((l.addr, l.prefix))
+    }
+
+    fn write_resolv_conf<P: Platform>(&mut self, platform: &P, text: &str) {
+        use crate::fs::{Filesystem, NewNode, Owner, SetAttr, Timestamp};
+        let t = Timestamp::from_ns(platform.realtime_ns());
+        let fs = &self.fs.rootfs;
+        let r = fs
+            .ensure(RESOLV_CONF, NewNode::Regular, Owner { perm: 0o644, uid: 0, gid: 0 })
+            .and_then(|ino| {
+                fs.set_len(ino, 0)?;
+                fs.write_at(ino, 0, text.as_bytes())?;
+                fs.set_attr(ino, &SetAttr { mtime: Some(t), ctime: Some(t), ..Default::default() })
+            });
+        if let Err(e) = r {
+            log::warn!("net: cannot write /etc/resolv.conf: {e:?}");
+        }
+    }
+}

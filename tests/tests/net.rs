@@ -1,0 +1,65 @@
+//! Networking inside one guest (issue 5): `tests/c/net_loopback.c` over 127.0.0.1 and ::1,
+//! one sub-test per boot: TCP echo with threads (every byte checked), 100 connections at
+//! once, UDP round trips, connection refused (blocking and non-blocking), AF_UNIX.
+//!
+//! Every case runs natively first (`native_*`): a case failing there is a broken test
+//! program. Test names: `<sub-test>_<flavour>`.
+
+use kiln_tests::{Case, Expect, Flavour, RunOpts};
+
+const fn case(args: &'static [&'static str], stdout: &'static str) -> Case {
+    Case { prog: "net_loopback", args, env: &[], stdout: Expect::Exact(stdout), status: 0 }
+}
+
+const TCP4: Case = case(&["tcp4"], "tcp4: connections=8 bytes=524288 ok\n");
+const TCP6: Case = case(&["tcp6"], "tcp6: connections=8 bytes=524288 ok\n");
+const MANY: Case = case(&["many"], "many: connections=100 ok\n");
+const UDP: Case = case(&["udp"], "udp: roundtrips=100 ok\n");
+const REFUSED: Case = case(&["refused"], "refused: blocking=ECONNREFUSED nonblocking=EINPROGRESS so_error=ECONNREFUSED\n");
+const UNIX: Case = case(&["unix"], "unix: ok\n");
+
+#[test]
+fn native_cases() {
+    for c in [TCP4, TCP6, MANY, UDP, REFUSED, UNIX] {
+        c.assert_native(Flavour::MuslStatic);
+    }
+}
+
+fn kiln(c: Case, flavour: Flavour) {
+    c.assert_kiln(flavour, &RunOpts::default());
+}
+
+#[test]
+fn tcp4_musl() {
+    kiln(TCP4, Flavour::MuslStatic);
+}
+
+#[test]
+fn tcp4_glibc() {
+    kiln(TCP4, Flavour::GlibcStatic);
+}
+
+#[test]
+fn tcp6_musl() {
+    kiln(TCP6, Flavour::MuslStatic);
+}
+
+#[test]
+fn many_musl() {
+    kiln(MANY, Flavour::MuslStatic);
+}
+
+#[test]
+fn udp_musl() {
+    kiln(UDP, Flavour::MuslStatic);
+}
+
+#[test]
+fn refused_musl() {
+    kiln(REFUSED, Flavour::MuslStatic);
+}
+
+#[test]
+fn unix_musl() {
+    kiln(UNIX, Flavour::MuslStatic);
+}
