@@ -127,9 +127,43 @@ struct RunArgs {
     files: FilesArgs,
     #[command(flatten)]
     kernel: KernelArg,
+    #[command(flatten)]
+    net: NetArgs,
     /// Arguments for the program: replace argv[1..] of an image
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+struct NetArgs {
+    /// Forward a host port on 127.0.0.1 to a guest port (repeatable), e.g. -p 8080:80
+    #[arg(short = 'p', long = "publish", value_name = "HOST_PORT:GUEST_PORT[/udp]", value_parser = qemu::parse_port_map)]
+    publish: Vec<qemu::PortMap>,
+    /// Give the VM a network device: user (QEMU user networking) or tap:NAME [default: user
+    /// when -p, --ip or --gateway is given, else no network device]
+    #[arg(long, value_name = "user|tap:NAME", value_parser = qemu::parse_net)]
+    net: Option<qemu::NetBackend>,
+    /// A static guest address instead of DHCP
+    #[arg(long, value_name = "ADDR/PREFIX", value_parser = qemu::parse_ip_prefix)]
+    ip: Option<String>,
+    /// The default gateway for --ip
+    #[arg(long, value_name = "ADDR", value_parser = qemu::parse_ipv4, requires = "ip")]
+    gateway: Option<String>,
+}
+
+impl NetArgs {
+    /// The VM's network, if it has one.
+    fn network(&self) -> anyhow::Result<Option<qemu::Network>> {
+        let wanted = !self.publish.is_empty() || self.ip.is_some() || self.net.is_some();
+        if !wanted {
+            return Ok(None);
+        }
+        let backend = self.net.clone().unwrap_or(qemu::NetBackend::User);
+        if !self.publish.is_empty() && backend != qemu::NetBackend::User {
+            anyhow::bail!("-p forwards ports through QEMU user networking; with --net tap the guest's ports are reachable on the tap network directly");
+        }
+        Ok(Some(qemu::Network { backend, ports: self.publish.clone(), ip: self.ip.clone(), gateway: self.gateway.clone() }))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -370,6 +404,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         interactive: std::io::stdin().is_terminal(),
         log_socket: tmp.path().join("klog.sock"),
         stderr_socket: tmp.path().join("stderr.sock"),
+        network: args.net.network()?,
     };
     let status = qemu::run_vm(&config, args.timeout.map(Duration::from_secs))?;
     drop(tmp);

@@ -116,6 +116,124 @@ pub struct VmConfig {
     pub log_socket: PathBuf,
     /// The socket of the second serial port, which carries the app's stderr.
     pub stderr_socket: PathBuf,
+    /// The network device and its backend; `None`: no network device.
+    pub network: Option<Network>,
+}
+
+/// `-p HOST_PORT:GUEST_PORT[/udp]`: a host port on 127.0.0.1 forwarded to the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortMap {
+    pub host: u16,
+    pub guest: u16,
+    pub udp: bool,
+}
+
+/// Parses `-p`'s value.
+pub fn parse_port_map(s: &str) -> Result<PortMap, String> {
+    let (ports, udp) = match s.rsplit_once('/') {
+        Some((p, "udp")) => (p, true),
+        Some((p, "tcp")) => (p, false),
+        Some((_, proto)) => return Err(format!("unknown protocol {proto:?}: use tcp or udp")),
+        None => (s, false),
+    };
+    let (host, guest) = ports
+        .split_once(':')
+        .ok_or_else(|| "expected HOST_PORT:GUEST_PORT[/udp], e.g. 8080:80".to_string())?;
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("{p:?} is not a port (1-65535)"))
+    };
+    Ok(PortMap {
+        host: port(host)?,
+        guest: port(guest)?,
+        udp,
+    })
+}
+
+/// `--net`: the network backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetBackend {
+    /// QEMU user networking (slirp): the guest is 10.0.2.15, the host 10.0.2.2.
+    User,
+    /// A host tap device (set up by the user, e.g. with `ip tuntap add`).
+    Tap(String),
+}
+
+/// Parses `--net`'s value: `user` or `tap:NAME`.
+pub fn parse_net(s: &str) -> Result<NetBackend, String> {
+    match s.split_once(':') {
+        None if s == "user" => Ok(NetBackend::User),
+        Some(("tap", name)) if !name.is_empty() && !name.contains(',') => {
+            Ok(NetBackend::Tap(name.to_string()))
+        }
+        _ => Err("expected user or tap:NAME".to_string()),
+    }
+}
+
+/// Parses `--ip ADDR/PREFIX` (IPv4).
+pub fn parse_ip_prefix(s: &str) -> Result<String, String> {
+    let (addr, prefix) = s
+        .split_once('/')
+        .ok_or_else(|| "expected ADDR/PREFIX, e.g. 10.0.2.15/24".to_string())?;
+    addr.parse::<std::net::Ipv4Addr>()
+        .map_err(|_| format!("{addr:?} is not an IPv4 address"))?;
+    match prefix.parse::<u8>() {
+        Ok(p) if p <= 32 => Ok(s.to_string()),
+        _ => Err(format!("{prefix:?} is not a prefix length (0-32)")),
+    }
+}
+
+/// Parses `--gateway ADDR` (IPv4).
+pub fn parse_ipv4(s: &str) -> Result<String, String> {
+    s.parse::<std::net::Ipv4Addr>()
+        .map(|_| s.to_string())
+        .map_err(|_| format!("{s:?} is not an IPv4 address"))
+}
+
+/// The VM's network: backend, forwarded ports and a static address (else DHCP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    pub backend: NetBackend,
+    pub ports: Vec<PortMap>,
+    /// `ADDR/PREFIX`.
+    pub ip: Option<String>,
+    pub gateway: Option<String>,
+}
+
+impl Network {
+    /// QEMU's `-netdev` and `-device` arguments.
+    pub fn qemu_args(&self, machine: Machine) -> Vec<String> {
+        let netdev = match &self.backend {
+            NetBackend::User => {
+                let mut s = String::from("user,id=n0");
+                for p in &self.ports {
+                    let proto = if p.udp { "udp" } else { "tcp" };
+                    s.push_str(&format!(",hostfwd={proto}:127.0.0.1:{}-:{}", p.host, p.guest));
+                }
+                s
+            }
+            NetBackend::Tap(name) => format!("tap,id=n0,ifname={name},script=no,downscript=no"),
+        };
+        let device = match machine {
+            Machine::Microvm => "virtio-net-device,netdev=n0",
+            Machine::Pc | Machine::Q35 => "virtio-net-pci,netdev=n0",
+        };
+        vec!["-netdev".into(), netdev, "-device".into(), device.into()]
+    }
+
+    /// The kernel command line words for a static address.
+    pub fn cmdline(&self) -> String {
+        let mut s = String::new();
+        if let Some(ip) = &self.ip {
+            s.push_str(&format!(" kiln.ip={ip}"));
+        }
+        if let Some(gw) = &self.gateway {
+            s.push_str(&format!(" kiln.gw={gw}"));
+        }
+        s
+    }
 }
 
 /// The kernel command line.
@@ -164,7 +282,8 @@ pub fn qemu_args(config: &VmConfig) -> Vec<OsString> {
     .chain(
         [
             "-append",
-            &kernel_cmdline(config.verbosity, config.interactive),
+            &(kernel_cmdline(config.verbosity, config.interactive)
+                + &config.network.as_ref().map(Network::cmdline).unwrap_or_default()),
             "-display",
             "none",
             "-nodefaults",
@@ -192,6 +311,13 @@ pub fn qemu_args(config: &VmConfig) -> Vec<OsString> {
     .chain(
         ["-device", "isa-serial,chardev=kerr,iobase=0x2f8,irq=3"]
             .iter()
+            .map(OsString::from),
+    )
+    .chain(
+        config
+            .network
+            .iter()
+            .flat_map(|n| n.qemu_args(config.machine))
             .map(OsString::from),
     )
     .collect();
@@ -456,6 +582,45 @@ mod tests {
     }
 
     #[test]
+    fn network_options() {
+        assert_eq!(
+            parse_port_map("8080:80"),
+            Ok(PortMap { host: 8080, guest: 80, udp: false })
+        );
+        assert_eq!(
+            parse_port_map("5353:53/udp"),
+            Ok(PortMap { host: 5353, guest: 53, udp: true })
+        );
+        assert!(parse_port_map("80").is_err());
+        assert!(parse_port_map("0:80").is_err());
+        assert!(parse_port_map("1:2/sctp").is_err());
+        assert_eq!(parse_net("tap:tap0"), Ok(NetBackend::Tap("tap0".into())));
+        assert!(parse_net("tap:").is_err());
+        assert!(parse_net("bridge").is_err());
+        assert!(parse_ip_prefix("10.0.2.15/24").is_ok());
+        assert!(parse_ip_prefix("10.0.2.15").is_err());
+        assert!(parse_ip_prefix("10.0.2.15/33").is_err());
+        let net = Network {
+            backend: NetBackend::User,
+            ports: vec![
+                PortMap { host: 8080, guest: 80, udp: false },
+                PortMap { host: 5353, guest: 53, udp: true },
+            ],
+            ip: Some("10.0.2.15/24".into()),
+            gateway: Some("10.0.2.2".into()),
+        };
+        assert_eq!(
+            net.qemu_args(Machine::Microvm).join(" "),
+            "-netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:127.0.0.1:5353-:53 \
+             -device virtio-net-device,netdev=n0"
+        );
+        assert!(net.qemu_args(Machine::Q35).join(" ").ends_with("-device virtio-net-pci,netdev=n0"));
+        assert_eq!(net.cmdline(), " kiln.ip=10.0.2.15/24 kiln.gw=10.0.2.2");
+        let tap = Network { backend: NetBackend::Tap("tap0".into()), ports: vec![], ip: None, gateway: None };
+        assert_eq!(tap.qemu_args(Machine::Pc)[1], "tap,id=n0,ifname=tap0,script=no,downscript=no");
+    }
+
+    #[test]
     fn cmdline() {
         assert_eq!(kernel_cmdline(0, false), "kiln.log=warn");
         assert_eq!(kernel_cmdline(1, true), "kiln.log=info kiln.tty=1");
@@ -473,6 +638,7 @@ mod tests {
             interactive: false,
             log_socket: "/tmp/x/klog.sock".into(),
             stderr_socket: "/tmp/x/stderr.sock".into(),
+            network: None,
         };
         let line = |c: &VmConfig| {
             qemu_args(c)
