@@ -215,6 +215,7 @@ fn schedule() -> ! {
                     let regs = t.regs;
                     let rerun = core::mem::take(&mut t.rerun);
                     s.current = Some(tid);
+                    set_current(Some(tid));
                     s.since = now;
                     Some((tid, regs, rerun))
                 }
@@ -347,15 +348,21 @@ fn park_current(regs: UserRegs, state: State, now: u64) -> Option<Tid> {
 pub fn syscall(frame: &mut SyscallFrame) {
     let nr = frame.rax;
     let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
-    let tid = SCHED.lock().current.expect("a syscall comes from the current thread");
-    let (outcome, woken) = app::with_process(|p| {
+    let tid = current_fast();
+    let (outcome, woken, pending) = app::with_process(|p| {
         if nr == SYS_SIGALTSTACK {
             // sigaltstack reports (and refuses changes) while the thread runs on it.
             p.set_user_sp(tid, frame.rsp);
         }
         let outcome = p.syscall(&KernelPlatform, tid, nr, args);
-        (outcome, p.take_woken())
+        let pending = matches!(outcome, SyscallOutcome::Return(_)) && p.signal_pending(tid);
+        (outcome, p.take_woken(), pending)
     });
+    // The common case: a plain return, nobody woken, no signal. Straight back to the app.
+    if let (SyscallOutcome::Return(value), true, false) = (outcome, woken.is_empty(), pending) {
+        frame.rax = value as u64;
+        return;
+    }
     let now = clock::monotonic_ns();
     if let SyscallOutcome::Block { deadline } = outcome {
         let mut regs = regs_from_syscall(frame);
@@ -367,11 +374,13 @@ pub fn syscall(frame: &mut SyscallFrame) {
         SCHED.lock().make_runnable(&woken);
         schedule();
     }
-    SCHED.lock().make_runnable(&woken);
+    if !woken.is_empty() {
+        SCHED.lock().make_runnable(&woken);
+    }
     match outcome {
         SyscallOutcome::Return(value) => {
             frame.rax = value as u64;
-            if signal_pending(tid) || value == ERESTARTSYS_RAW {
+            if pending || value == ERESTARTSYS_RAW {
                 let mut regs = regs_from_syscall(frame);
                 deliver(tid, &mut regs, Some(nr));
                 arm_timer(now);
@@ -503,6 +512,18 @@ pub fn app_fault(frame: &mut TrapFrame, fault: Fault) -> bool {
         // Re-running the instruction would fault again: nothing but the report is left.
         SignalOutcome::None | SignalOutcome::Terminate { .. } => false,
     }
+}
+
+/// The thread running on this CPU, from per-CPU data (no lock): the syscall path's question.
+fn current_fast() -> Tid {
+    // SAFETY: `percpu::current` is this CPU's PerCpu; `current_tid` is written only by this
+    // CPU (in `set_current`), with interrupts disabled.
+    unsafe { (*crate::arch::x86_64::percpu::current()).current_tid }
+}
+
+fn set_current(tid: Option<Tid>) {
+    // SAFETY: as in `current_fast`.
+    unsafe { (*crate::arch::x86_64::percpu::current()).current_tid = tid.unwrap_or(0) };
 }
 
 /// The tid of the thread running on this CPU (for reports).

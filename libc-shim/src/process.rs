@@ -287,7 +287,9 @@ impl Process {
     /// `deliver_signal` must then run even if the signal went elsewhere meanwhile, so that the
     /// app never sees those values (it restarts the call).
     pub fn signal_pending(&self, tid: Tid) -> bool {
-        self.threads.get(&tid).is_some_and(|t| t.sig.restart.is_some()) || self.has_deliverable(tid)
+        self.threads.get(&tid).is_some_and(|t| {
+            t.sig.restart.is_some() || (t.sig.pending.set | self.signals.shared.set) & !t.sig.mask != 0
+        })
     }
 
     /// Acts on `tid`'s next deliverable signal before it returns to the app with `regs`

@@ -186,14 +186,14 @@ pub fn dispatch<P: Platform>(
 ) -> SyscallOutcome {
     let info = table::info(nr);
     let name = info.map_or("unknown", |i| i.name);
-    let resumed = process.threads.get_mut(&tid).and_then(|t| t.wake.take());
-    if resumed.is_none()
-        && let Some(t) = process.threads.get_mut(&tid)
-        && t.sig.restart.take().is_some()
-    {
-        // A restart code the kernel never handed to `deliver_signal`: this is a new call,
-        // not the continuation of the interrupted one.
-        t.deadline = None;
+    let mut resumed = None;
+    if let Some(t) = process.threads.get_mut(&tid) {
+        resumed = t.wake.take();
+        if resumed.is_none() && t.sig.restart.take().is_some() {
+            // A restart code the kernel never handed to `deliver_signal`: this is a new call,
+            // not the continuation of the interrupted one.
+            t.deadline = None;
+        }
     }
     let mut ctx = Ctx { process, platform, tid, resumed };
     let (result, args_text) = match table::invoke(nr, &mut ctx, &raw) {
@@ -237,7 +237,9 @@ pub fn dispatch<P: Platform>(
         }
         _ => {
             // The call is complete: forget the deadline it may have blocked with.
-            if let Some(t) = ctx.process.threads.get_mut(&tid) {
+            if let Some(t) = ctx.process.threads.get_mut(&tid)
+                && t.deadline.is_some()
+            {
                 t.deadline = None;
             }
         }

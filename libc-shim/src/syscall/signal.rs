@@ -346,7 +346,7 @@ impl Process {
     pub(crate) fn has_deliverable(&self, tid: Tid) -> bool {
         self.threads
             .get(&tid)
-            .is_some_and(|t| self.pending_for(tid) & !t.sig.mask != 0)
+            .is_some_and(|t| (t.sig.pending.set | self.signals.shared.set) & !t.sig.mask != 0)
     }
 
     /// Whether a thread about to park should rather be interrupted at once.

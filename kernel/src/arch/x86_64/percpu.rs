@@ -15,6 +15,8 @@ pub struct PerCpu {
     /// Offset 16: the app's rsp while a syscall runs.
     pub app_rsp: u64,
     pub cpu_id: u32,
+    /// The app thread running on this CPU (0: none).
+    pub current_tid: i32,
     /// Staging area for [`super::resume::resume_user`]: the registers popped before IRETQ.
     pub resume: [u64; 20],
 }
@@ -24,7 +26,7 @@ pub const OFFSET_APP_RSP: usize = 16;
 
 /// Allocates this CPU's data and points GS at it.
 pub fn init(cpu_id: u32, kernel_stack_top: u64) {
-    let pc = Box::leak(Box::new(PerCpu { self_ptr: 0, kernel_stack_top, app_rsp: 0, cpu_id, resume: [0; 20] }));
+    let pc = Box::leak(Box::new(PerCpu { self_ptr: 0, kernel_stack_top, app_rsp: 0, cpu_id, current_tid: 0, resume: [0; 20] }));
     pc.self_ptr = pc as *mut PerCpu as u64;
     write_msr(MSR_GS_BASE, pc.self_ptr);
 }
