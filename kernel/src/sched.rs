@@ -25,6 +25,8 @@ use crate::arch::x86_64::resume::resume_user;
 use crate::arch::x86_64::syscall::SyscallFrame;
 use crate::drivers::{clock, exit, lapic};
 
+/// How soon the timer fires again when it interrupted kernel code.
+const RETRY_NS: u64 = 100_000;
 /// Length of a time slice.
 const SLICE_NS: u64 = 10_000_000;
 /// Length of the `syscall` instruction: a blocked call is re-run from `rip - 2`.
@@ -469,6 +471,11 @@ const ERESTARTSYS_RAW: i64 = -512;
 pub fn timer_interrupt(frame: &mut TrapFrame) {
     lapic::eoi();
     if frame.rip >= libc_shim::mm::layout::USER_END {
+        // Kernel code with interrupts enabled: the idle loop or a device wait (which re-arm
+        // the timer themselves), or the last two instructions of the syscall return path,
+        // which do not. Fire again shortly, when the CPU is back in app code, so that a
+        // deadline or the end of a slice is never lost; the idle loop overrides this.
+        lapic::arm_oneshot(RETRY_NS);
         return;
     }
     let now = clock::monotonic_ns();
