@@ -246,6 +246,7 @@ fn schedule() -> ! {
 /// unless the thread is about to re-run a blocked syscall (`rerun`): that call's return
 /// delivers it.
 fn run(tid: Tid, mut regs: UserRegs, rerun: bool) -> ! {
+    set_rerun_pending(rerun);
     if !rerun && signal_pending(tid) {
         deliver(tid, &mut regs, None);
     }
@@ -330,7 +331,9 @@ fn park_current(regs: UserRegs, state: State, now: u64) -> Option<Tid> {
         if let Some(t) = s.threads.get_mut(&tid) {
             t.regs = regs;
             t.state = state;
-            t.rerun = matches!(state, State::Blocked { .. });
+            // Blocked: it will re-run its call. Preempted on that very `syscall` instruction:
+            // it still will.
+            t.rerun = matches!(state, State::Blocked { .. }) || rerun_pending();
         }
         if state == State::Runnable {
             s.run_queue.push_back(tid);
@@ -351,6 +354,7 @@ pub fn syscall(frame: &mut SyscallFrame) {
     let nr = frame.rax;
     let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
     let tid = current_fast();
+    set_rerun_pending(false);
     let (outcome, woken, pending) = app::with_process(|p| {
         if nr == SYS_SIGALTSTACK {
             // sigaltstack reports (and refuses changes) while the thread runs on it.
@@ -489,7 +493,9 @@ pub fn timer_interrupt(frame: &mut TrapFrame) {
         park_current(regs_from_trap(frame), State::Runnable, now);
         schedule();
     }
-    if signal_pending(tid) {
+    // Not while a blocked call waits to be re-run: its return delivers the signal, as EINTR
+    // or restart require.
+    if !rerun_pending() && signal_pending(tid) {
         let mut regs = regs_from_trap(frame);
         deliver(tid, &mut regs, None);
         arm_timer(now);
@@ -526,6 +532,16 @@ fn current_fast() -> Tid {
     // SAFETY: `percpu::current` is this CPU's PerCpu; `current_tid` is written only by this
     // CPU (in `set_current`), with interrupts disabled.
     unsafe { (*crate::arch::x86_64::percpu::current()).current_tid }
+}
+
+fn rerun_pending() -> bool {
+    // SAFETY: as in `current_fast`.
+    unsafe { (*crate::arch::x86_64::percpu::current()).rerun_pending }
+}
+
+fn set_rerun_pending(pending: bool) {
+    // SAFETY: as in `current_fast`.
+    unsafe { (*crate::arch::x86_64::percpu::current()).rerun_pending = pending };
 }
 
 fn set_current(tid: Option<Tid>) {

@@ -581,13 +581,7 @@ mod go {
     g!(ticker, TICKER);
     g!(gc, GC);
     g!(nilpanic, NILPANIC);
-    // Passes alone; under host load the VM can stop making progress: the spinning thread
-    // keeps the CPU and sysmon's nanosleep never returns (a kernel scheduler issue).
-    g!(
-        preempt,
-        PREEMPT,
-        "hangs under host load: the spinner is not preempted for sysmon (kernel)"
-    );
+    g!(preempt, PREEMPT);
     g!(args, ARGS);
     g!(exit, EXIT);
     g!(panic, PANIC);

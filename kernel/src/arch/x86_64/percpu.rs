@@ -17,6 +17,9 @@ pub struct PerCpu {
     pub cpu_id: u32,
     /// The app thread running on this CPU (0: none).
     pub current_tid: i32,
+    /// The current thread was resumed on a `syscall` instruction to re-run a blocked call
+    /// and has not made it yet: signals wait for that call (see `sched`).
+    pub rerun_pending: bool,
     /// Staging area for [`super::resume::resume_user`]: the registers popped before IRETQ.
     pub resume: [u64; 20],
 }
@@ -26,7 +29,7 @@ pub const OFFSET_APP_RSP: usize = 16;
 
 /// Allocates this CPU's data and points GS at it.
 pub fn init(cpu_id: u32, kernel_stack_top: u64) {
-    let pc = Box::leak(Box::new(PerCpu { self_ptr: 0, kernel_stack_top, app_rsp: 0, cpu_id, current_tid: 0, resume: [0; 20] }));
+    let pc = Box::leak(Box::new(PerCpu { self_ptr: 0, kernel_stack_top, app_rsp: 0, cpu_id, current_tid: 0, rerun_pending: false, resume: [0; 20] }));
     pc.self_ptr = pc as *mut PerCpu as u64;
     write_msr(MSR_GS_BASE, pc.self_ptr);
 }
