@@ -222,8 +222,8 @@ impl Process {
     /// Threads whose wait ended (they are runnable again), oldest first.
     pub fn take_woken(&mut self) -> Vec<Tid> {
         // Sockets changed by the last call (a peer's data, a connection) wake their waiters.
-        for key in self.net.take_pending() {
-            self.notify(key);
+        for (key, events) in self.net.take_pending() {
+            self.notify_for(key, events);
         }
         core::mem::take(&mut self.woken)
     }

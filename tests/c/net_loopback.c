@@ -5,6 +5,7 @@
  *   udp         100 datagram round trips with their ids checked
  *   refused     connect to a closed port: blocking and non-blocking (EINPROGRESS, SO_ERROR)
  *   unix        socketpair and a named AF_UNIX stream socket
+ *   epoll       a single-threaded edge-triggered epoll echo server, 20 client threads
  * Prints one line and exits 0 on success; on a failure prints what failed and exits 1. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -260,6 +262,109 @@ static void unix_sockets(void) {
     printf("unix: ok\n");
 }
 
+
+#define EP_CLIENTS 20
+#define EP_BYTES (16 * 1024)
+
+struct conn {
+    int fd;
+    unsigned char out[EP_BYTES * 2];
+    size_t out_len;
+    int eof;
+};
+
+static void flush_conn(struct conn *c) {
+    while (c->out_len > 0) {
+        ssize_t w = write(c->fd, c->out, c->out_len);
+        if (w < 0) {
+            if (errno == EAGAIN) return;
+            die("epoll write");
+        }
+        memmove(c->out, c->out + w, c->out_len - (size_t)w);
+        c->out_len -= (size_t)w;
+    }
+}
+
+static void *ep_client(void *arg) {
+    int id = (int)(long)arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&server_addr, server_len)) die("epoll client connect");
+    static __thread unsigned char out[EP_BYTES], in[EP_BYTES];
+    for (size_t i = 0; i < EP_BYTES; i++) out[i] = pattern(id, i);
+    write_all(fd, out, EP_BYTES);
+    size_t got = 0;
+    while (got < EP_BYTES) {
+        ssize_t n = read(fd, in + got, EP_BYTES - got);
+        if (n <= 0) die("epoll client read");
+        got += (size_t)n;
+    }
+    check(memcmp(in, out, EP_BYTES) == 0, "epoll echo bytes differ");
+    close(fd);
+    return NULL;
+}
+
+static void epoll_echo(void) {
+    int port, l = listener(&port);
+    struct sockaddr_in a = loopback(port);
+    memcpy(&server_addr, &a, sizeof a);
+    server_len = sizeof a;
+    if (fcntl(l, F_SETFL, O_NONBLOCK)) die("O_NONBLOCK");
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev)) die("epoll_ctl listener");
+    pthread_t t[EP_CLIENTS];
+    for (int i = 0; i < EP_CLIENTS; i++)
+        if (pthread_create(&t[i], NULL, ep_client, (void *)(long)i)) die("pthread_create");
+    int closed = 0, accepted = 0;
+    while (closed < EP_CLIENTS) {
+        struct epoll_event evs[16];
+        int n = epoll_wait(ep, evs, 16, 10000);
+        if (n < 0) die("epoll_wait");
+        check(n > 0, "epoll_wait timed out");
+        for (int i = 0; i < n; i++) {
+            struct conn *c = evs[i].data.ptr;
+            if (!c) {
+                for (;;) {
+                    int fd = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+                    if (fd < 0) {
+                        if (errno == EAGAIN) break;
+                        die("accept4");
+                    }
+                    accepted++;
+                    c = calloc(1, sizeof *c);
+                    c->fd = fd;
+                    struct epoll_event cev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+                    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &cev)) die("epoll_ctl conn");
+                }
+                continue;
+            }
+            if (evs[i].events & EPOLLIN) {
+                for (;;) {
+                    if (c->out_len + 4096 > sizeof c->out) break;
+                    ssize_t r = read(c->fd, c->out + c->out_len, 4096);
+                    if (r < 0) {
+                        if (errno == EAGAIN) break;
+                        die("epoll read");
+                    }
+                    if (r == 0) {
+                        c->eof = 1;
+                        break;
+                    }
+                    c->out_len += (size_t)r;
+                }
+            }
+            flush_conn(c);
+            if (c->eof && c->out_len == 0) {
+                close(c->fd);
+                free(c);
+                closed++;
+            }
+        }
+    }
+    for (int i = 0; i < EP_CLIENTS; i++) pthread_join(t[i], NULL);
+    printf("epoll: connections=%d accepted=%d ok\n", EP_CLIENTS, accepted);
+}
+
 int main(int argc, char **argv) {
     const char *t = argc > 1 ? argv[1] : "";
     if (!strcmp(t, "tcp4")) tcp(AF_INET, "tcp4");
@@ -268,8 +373,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(t, "udp")) udp();
     else if (!strcmp(t, "refused")) refused();
     else if (!strcmp(t, "unix")) unix_sockets();
+    else if (!strcmp(t, "epoll")) epoll_echo();
     else {
-        printf("usage: net_loopback tcp4|tcp6|many|udp|refused|unix\n");
+        printf("usage: net_loopback tcp4|tcp6|many|udp|refused|unix|epoll\n");
         return 2;
     }
     return 0;

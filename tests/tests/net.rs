@@ -1,6 +1,7 @@
 //! Networking inside one guest (issue 5): `tests/c/net_loopback.c` over 127.0.0.1 and ::1,
 //! one sub-test per boot: TCP echo with threads (every byte checked), 100 connections at
-//! once, UDP round trips, connection refused (blocking and non-blocking), AF_UNIX.
+//! once, UDP round trips, connection refused (blocking and non-blocking), AF_UNIX, and an
+//! edge-triggered epoll echo server with 20 client threads.
 //!
 //! Every case runs natively first (`native_*`): a case failing there is a broken test
 //! program. Test names: `<sub-test>_<flavour>`.
@@ -17,10 +18,11 @@ const MANY: Case = case(&["many"], "many: connections=100 ok\n");
 const UDP: Case = case(&["udp"], "udp: roundtrips=100 ok\n");
 const REFUSED: Case = case(&["refused"], "refused: blocking=ECONNREFUSED nonblocking=EINPROGRESS so_error=ECONNREFUSED\n");
 const UNIX: Case = case(&["unix"], "unix: ok\n");
+const EPOLL: Case = case(&["epoll"], "epoll: connections=20 accepted=20 ok\n");
 
 #[test]
 fn native_cases() {
-    for c in [TCP4, TCP6, MANY, UDP, REFUSED, UNIX] {
+    for c in [TCP4, TCP6, MANY, UDP, REFUSED, UNIX, EPOLL] {
         c.assert_native(Flavour::MuslStatic);
     }
 }
@@ -62,4 +64,14 @@ fn refused_musl() {
 #[test]
 fn unix_musl() {
     kiln(UNIX, Flavour::MuslStatic);
+}
+
+#[test]
+fn epoll_musl() {
+    kiln(EPOLL, Flavour::MuslStatic);
+}
+
+#[test]
+fn epoll_glibc() {
+    kiln(EPOLL, Flavour::GlibcStatic);
 }

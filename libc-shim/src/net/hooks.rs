@@ -38,8 +38,8 @@ impl Process {
         {
             self.write_resolv_conf(platform, &alloc::format!("nameserver {dns}\n"));
         }
-        for key in self.net.take_pending() {
-            self.notify(key);
+        for (key, events) in self.net.take_pending() {
+            self.notify_for(key, events);
         }
     }
 

@@ -27,7 +27,7 @@ pub use addr::{Family, SockAddr};
 pub use stack::{Net, NetConfig};
 
 use crate::errno::Errno;
-use crate::fd::{File, WaitKey};
+use crate::fd::{File, Readiness, WaitKey};
 use crate::platform::Platform;
 
 /// The process's networking state. The TCP/IP stack starts at the first inet socket (or
@@ -38,7 +38,7 @@ pub struct NetState {
     config: NetConfig,
     pub unix: Arc<Mutex<unix::Namespace>>,
     /// Wait keys whose sockets changed, to be notified.
-    pub pending: Arc<Mutex<Vec<WaitKey>>>,
+    pub pending: Pending,
 }
 
 impl Default for NetState {
@@ -78,11 +78,16 @@ impl NetState {
         self.stack.as_ref()
     }
 
-    /// Takes the keys to notify.
-    pub fn take_pending(&self) -> Vec<WaitKey> {
+    /// Takes the keys to notify, with the readiness each change may bring.
+    pub fn take_pending(&self) -> Vec<(WaitKey, Readiness)> {
         core::mem::take(&mut *self.pending.lock())
     }
 }
+
+/// Wait keys of sockets that changed, each with what the change may have made ready
+/// (`READABLE`: data, a connection, end of stream; `WRITABLE`: room to send), for
+/// `Process::notify_for`.
+pub type Pending = Arc<Mutex<Vec<(WaitKey, Readiness)>>>;
 
 /// `SOCK_*` types.
 pub const SOCK_STREAM: i32 = 1;

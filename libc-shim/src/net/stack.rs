@@ -15,7 +15,6 @@
 //! This module knows nothing of app memory, fds or threads.
 
 use alloc::collections::{BTreeMap, BTreeSet};
-use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::net::{Ipv4Addr, Ipv6Addr};
@@ -25,7 +24,6 @@ use smoltcp::phy::{Loopback, Medium};
 use smoltcp::socket::{dhcpv4, tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Cidr};
-use spin::Mutex;
 
 use super::addr::{Family, is_loopback};
 use super::device::PlatformDevice;
@@ -132,8 +130,8 @@ struct Sock {
     local: Option<IpListenEndpoint>,
     opts: SockOpts,
     kind: Kind,
-    /// Readiness and queue lengths at the last poll: a change notifies `key`.
-    signature: u64,
+    /// (input, output) readiness and queue lengths at the last poll: a change notifies `key`.
+    signature: (u64, u64),
 }
 
 struct Iface {
@@ -193,7 +191,7 @@ pub struct Net {
     /// Closed TCP connections finishing their FIN exchange: dropped once smoltcp closes them.
     orphans: Vec<(usize, SocketHandle)>,
     /// Wait keys to notify (drained by the process).
-    pending: Arc<Mutex<Vec<WaitKey>>>,
+    pending: super::Pending,
     next_port: u16,
     seed: u64,
     config: NetConfig,
@@ -213,7 +211,7 @@ fn instant(ns: u64) -> Instant {
 
 impl Net {
     /// A stack with the loopback interface (127.0.0.1/8, ::1/128) only.
-    pub fn new(pending: Arc<Mutex<Vec<WaitKey>>>, seed: u64) -> Net {
+    pub fn new(pending: super::Pending, seed: u64) -> Net {
         let mut lo = Loopback::new(Medium::Ip);
         let mut config = Config::new(HardwareAddress::Ip);
         config.random_seed = seed;
@@ -435,17 +433,26 @@ impl Net {
         });
     }
 
-    /// Recomputes each socket's signature and queues the keys of those that changed.
+    /// Recomputes each socket's signatures and queues the keys of those that changed, with
+    /// the direction of the change.
     fn refresh_signatures(&mut self, now: u64) {
+        use crate::fd::Readiness as R;
         let ids: Vec<SockId> = self.socks.keys().copied().collect();
         let mut changed = Vec::new();
         for id in ids {
             self.update_tcp_state(id, now);
             let sig = self.signature(id);
             let s = self.socks.get_mut(&id).expect("listed");
-            if s.signature != sig {
+            let mut events = R::empty();
+            if s.signature.0 != sig.0 {
+                events |= R::READABLE;
+            }
+            if s.signature.1 != sig.1 {
+                events |= R::WRITABLE;
+            }
+            if !events.is_empty() {
                 s.signature = sig;
-                changed.push(s.key);
+                changed.push((s.key, events));
             }
         }
         if !changed.is_empty() {
@@ -481,16 +488,20 @@ impl Net {
         }
     }
 
-    fn signature(&self, id: SockId) -> u64 {
-        let r = self.readiness(id).bits() as u64;
-        let Some(sock) = self.socks.get(&id) else { return 0 };
+    /// (input, output) signatures: what readers and what writers of the socket would see.
+    fn signature(&self, id: SockId) -> (u64, u64) {
+        use crate::fd::Readiness as R;
+        let r = self.readiness(id);
+        let input = u64::from((r & !R::WRITABLE).bits());
+        let output = u64::from((r & (R::WRITABLE | R::ERROR | R::HANGUP)).bits());
+        let Some(sock) = self.socks.get(&id) else { return (0, 0) };
         let (a, b) = match &sock.kind {
             Kind::Tcp(t) => match (t.conn, &t.pool) {
                 (Some((i, h)), _) => {
                     let s = self.ifaces[i].sockets.get::<tcp::Socket>(h);
-                    (s.recv_queue() as u64, s.send_queue() as u64 | (s.state() as u64) << 40)
+                    (s.recv_queue() as u64 | (s.state() as u64) << 40, s.send_queue() as u64 | (s.state() as u64) << 40)
                 }
-                (None, Some(pool)) => (self.acceptable(pool) as u64, pool.len() as u64),
+                (None, Some(pool)) => (self.acceptable(pool) as u64, 0),
                 _ => (0, 0),
             },
             Kind::Udp(u) => u.handles.iter().fold((0, 0), |(a, b), &(i, h)| {
@@ -498,7 +509,7 @@ impl Net {
                 (a + s.recv_queue() as u64, b + s.send_queue() as u64)
             }),
         };
-        r ^ a.rotate_left(8) ^ b.rotate_left(32)
+        (input ^ a.rotate_left(8), output ^ b.rotate_left(8))
     }
 
     // --- sockets -------------------------------------------------------------------------
@@ -513,9 +524,7 @@ impl Net {
         };
         let mut opts = SockOpts::new();
         opts.v6only = false;
-        let mut s = Sock { key, family, local: None, opts, kind, signature: 0 };
-        s.signature = u64::MAX;
-        self.socks.insert(id, s);
+        self.socks.insert(id, Sock { key, family, local: None, opts, kind, signature: (u64::MAX, u64::MAX) });
         id
     }
 

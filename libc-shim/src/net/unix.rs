@@ -17,7 +17,7 @@ use spin::Mutex;
 
 use super::addr::{AF_UNIX, SockAddr, UnixName};
 use super::inet::socket_metadata;
-use super::{RecvFlags, Received, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, Socket, Timeouts, common_getsockopt, common_setsockopt, int_bytes, so};
+use super::{Pending, RecvFlags, Received, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, Socket, Timeouts, common_getsockopt, common_setsockopt, int_bytes, so};
 use crate::errno::Errno;
 use crate::fd::wait::new_key;
 use crate::fd::{File, Io, Readiness, WaitKey};
@@ -68,18 +68,18 @@ pub struct UnixSocket {
     ty: i32,
     key: WaitKey,
     ns: Arc<Mutex<Namespace>>,
-    pending: Arc<Mutex<Vec<WaitKey>>>,
+    pending: Pending,
     state: Mutex<State>,
     timeouts: Mutex<Timeouts>,
     passcred: Mutex<bool>,
 }
 
 impl UnixSocket {
-    pub fn new(ty: i32, ns: &Arc<Mutex<Namespace>>, pending: &Arc<Mutex<Vec<WaitKey>>>) -> Arc<UnixSocket> {
+    pub fn new(ty: i32, ns: &Arc<Mutex<Namespace>>, pending: &Pending) -> Arc<UnixSocket> {
         Arc::new(Self::with_state(ty, ns, pending, new_key(), State::Fresh { name: None }))
     }
 
-    fn with_state(ty: i32, ns: &Arc<Mutex<Namespace>>, pending: &Arc<Mutex<Vec<WaitKey>>>, key: WaitKey, state: State) -> UnixSocket {
+    fn with_state(ty: i32, ns: &Arc<Mutex<Namespace>>, pending: &Pending, key: WaitKey, state: State) -> UnixSocket {
         UnixSocket {
             ty,
             key,
@@ -92,7 +92,7 @@ impl UnixSocket {
     }
 
     /// socketpair: two connected sockets.
-    pub fn pair(ty: i32, ns: &Arc<Mutex<Namespace>>, pending: &Arc<Mutex<Vec<WaitKey>>>) -> (Arc<UnixSocket>, Arc<UnixSocket>) {
+    pub fn pair(ty: i32, ns: &Arc<Mutex<Namespace>>, pending: &Pending) -> (Arc<UnixSocket>, Arc<UnixSocket>) {
         let keys = [new_key(), new_key()];
         let conn = Arc::new(Mutex::new(Conn::new(keys, [UnixName::Unnamed, UnixName::Unnamed])));
         let a = Self::with_state(ty, ns, pending, keys[0], State::Connected { conn: conn.clone(), side: 0 });
@@ -104,8 +104,9 @@ impl UnixSocket {
         self.ty != SOCK_STREAM
     }
 
-    fn wake(&self, keys: &[WaitKey]) {
-        self.pending.lock().extend_from_slice(keys);
+    /// Queues `keys` for notification of a change that may make `events` ready.
+    fn wake(&self, keys: &[WaitKey], events: Readiness) {
+        self.pending.lock().extend(keys.iter().map(|&k| (k, events)));
     }
 
     fn connection(&self) -> Option<(Arc<Mutex<Conn>>, usize)> {
@@ -142,7 +143,7 @@ impl Drop for UnixSocket {
                     c.shut_wr[side] = true;
                     c.keys
                 };
-                self.wake(&keys);
+                self.wake(&keys, Readiness::all());
             }
             State::Listening { name, listener } => {
                 let mut ns = self.ns.lock();
@@ -250,7 +251,8 @@ impl Socket for UnixSocket {
         listener.queue.lock().push_back(Arc::new(server));
         *state = State::Connected { conn, side: 0 };
         drop(state);
-        self.wake(&[listener.key, self.key]);
+        self.wake(&[listener.key], Readiness::READABLE);
+        self.wake(&[self.key], Readiness::WRITABLE);
         Ok(())
     }
 
@@ -288,9 +290,9 @@ impl Socket for UnixSocket {
             c.bytes[peer].extend(&data[..n]);
             n
         };
-        let keys = c.keys;
+        let key = c.keys[peer];
         drop(c);
-        self.wake(&keys);
+        self.wake(&[key], Readiness::READABLE);
         Ok(n)
     }
 
@@ -333,10 +335,11 @@ impl Socket for UnixSocket {
             }
             (n, n)
         };
-        let keys = c.keys;
+        let key = c.keys[peer];
         drop(c);
         if !flags.peek {
-            self.wake(&keys);
+            // Room for the peer's writes.
+            self.wake(&[key], Readiness::WRITABLE);
         }
         Ok(Received { len: n, full_len: full, from: if self.ty == SOCK_STREAM { None } else { from } })
     }
@@ -355,7 +358,7 @@ impl Socket for UnixSocket {
         }
         let keys = c.keys;
         drop(c);
-        self.wake(&keys);
+        self.wake(&keys, Readiness::all());
         Ok(())
     }
 

@@ -67,6 +67,8 @@ const IPPROTO_IPV6: u64 = 41;
 struct T {
     p: Process,
     fake: FakePlatform,
+    /// Threads woken by the calls so far (the kernel asks after every call).
+    woken: Vec<i32>,
 }
 
 fn err(e: Errno) -> i64 {
@@ -79,7 +81,7 @@ fn setup() -> T {
     mm.map_fixed(&fake, BUF, BUF_LEN, Prot::READ | Prot::WRITE, VmaKind::Anonymous).unwrap();
     let mut p = Process::new(mm, "/bin/app");
     p.threads.insert(2, Thread::new(2));
-    T { p, fake }
+    T { p, fake, woken: Vec::new() }
 }
 
 fn sin(ip: [u8; 4], port: u16) -> Vec<u8> {
@@ -111,7 +113,13 @@ impl T {
     fn sys_as(&mut self, tid: i32, nr: u64, args: &[u64]) -> SyscallOutcome {
         let mut a = [0u64; 6];
         a[..args.len()].copy_from_slice(args);
-        self.p.syscall(&self.fake, tid, nr, a)
+        let r = self.p.syscall(&self.fake, tid, nr, a);
+        let woken = self.p.take_woken();
+        self.woken.extend(woken);
+        r
+    }
+    fn take_woken(&mut self) -> Vec<i32> {
+        core::mem::take(&mut self.woken)
     }
     fn sys(&mut self, nr: u64, args: &[u64]) -> SyscallOutcome {
         self.sys_as(1, nr, args)
@@ -271,7 +279,7 @@ fn blocking_calls_wait_and_are_woken() {
     // thread 1 is blocked; thread 2 connects.
     t.put(ADDR + 0x80, &sin([127, 0, 0, 1], port));
     assert_eq!(t.sys_as(2, nr::CONNECT, &[c, ADDR + 0x80, 16]), SyscallOutcome::Return(0));
-    assert_eq!(t.p.take_woken(), vec![1]);
+    assert_eq!(t.take_woken(), vec![1]);
     let s = t.call(nr::ACCEPT, &[l, 0, 0]);
     assert!(s >= 0);
     let s = s as u64;
@@ -279,14 +287,14 @@ fn blocking_calls_wait_and_are_woken() {
     assert_eq!(t.sys(nr::RECVFROM, &[s, OUT, 100, 0, 0, 0]), SyscallOutcome::Block { deadline: None });
     t.put(BUF, b"wake up");
     assert_eq!(t.sys_as(2, nr::SENDTO, &[c, BUF, 7, 0, 0, 0]), SyscallOutcome::Return(7));
-    assert_eq!(t.p.take_woken(), vec![1]);
+    assert_eq!(t.take_woken(), vec![1]);
     assert_eq!(t.recv(s, 100, 0).unwrap(), b"wake up");
     // MSG_WAITALL waits for the whole length.
     assert_eq!(t.send(c, b"abc", 0), 3);
     assert_eq!(t.sys(nr::RECVFROM, &[s, OUT, 6, MSG_WAITALL, 0, 0]), SyscallOutcome::Block { deadline: None });
     t.put(BUF, b"def");
     assert_eq!(t.sys_as(2, nr::SENDTO, &[c, BUF, 3, 0, 0, 0]), SyscallOutcome::Return(3));
-    assert_eq!(t.p.take_woken(), vec![1]);
+    assert_eq!(t.take_woken(), vec![1]);
     assert_eq!(t.recv(s, 6, MSG_WAITALL).unwrap(), b"abcdef");
     // SO_RCVTIMEO: the wait has a deadline and ends in EAGAIN.
     let mut tv = 0i64.to_le_bytes().to_vec();
@@ -613,7 +621,7 @@ fn unix_socketpairs() {
     assert_eq!(t.sys(nr::READ, &[b, OUT, 10]), SyscallOutcome::Block { deadline: None });
     t.put(BUF, b"pong");
     assert_eq!(t.sys_as(2, nr::WRITE, &[a, BUF, 4]), SyscallOutcome::Return(4));
-    assert_eq!(t.p.take_woken(), vec![1]);
+    assert_eq!(t.take_woken(), vec![1]);
     assert_eq!(t.call(nr::READ, &[b, OUT, 10]), 4);
     // Close: end of file, then EPIPE the other way.
     assert_eq!(t.call(nr::CLOSE, &[a]), 0);
@@ -667,4 +675,36 @@ fn unix_listen_connect_accept() {
     assert_eq!(t.call(nr::CLOSE, &[l2]), 0);
     let c3 = t.socket(AF_UNIX, SOCK_STREAM);
     assert_eq!(t.connect(c3, &abs), err(Errno::ECONNREFUSED));
+}
+
+#[test]
+fn edge_triggered_epoll_sees_each_arrival_once() {
+    const EPOLL_CREATE1: u64 = 291;
+    const EPOLL_CTL: u64 = 233;
+    const EPOLL_WAIT: u64 = 232;
+    const EPOLLIN: u32 = 1;
+    const EPOLLOUT: u32 = 4;
+    const EPOLLET: u32 = 1 << 31;
+    let mut t = setup();
+    let (l, port) = t.listener(4);
+    let (c, s) = t.tcp_pair(l, port);
+    let ep = t.call(EPOLL_CREATE1, &[0]) as u64;
+    // struct epoll_event is packed: events (u32), data (u64).
+    let mut ev = (EPOLLIN | EPOLLOUT | EPOLLET).to_le_bytes().to_vec();
+    ev.extend_from_slice(&s.to_le_bytes());
+    t.put(OPT, &ev);
+    assert_eq!(t.call(EPOLL_CTL, &[ep, 1, s, OPT]), 0);
+    let mut wait = |t: &mut T| -> u32 {
+        let n = t.call(EPOLL_WAIT, &[ep, OUT, 4, 0]);
+        if n == 0 { 0 } else { u32::from_le_bytes(t.get(OUT, 4).try_into().unwrap()) }
+    };
+    assert_eq!(wait(&mut t), EPOLLOUT, "writable at first, nothing to read");
+    assert_eq!(wait(&mut t), 0, "edge-triggered: reported once");
+    assert_eq!(t.send(c, b"one", 0), 3);
+    assert_eq!(wait(&mut t) & EPOLLIN, EPOLLIN, "data arrived");
+    assert_eq!(wait(&mut t), 0);
+    assert_eq!(t.send(c, b"two", 0), 3);
+    assert_eq!(wait(&mut t) & EPOLLIN, EPOLLIN, "more data: a new edge though nothing was read");
+    assert_eq!(t.recv(s, 10, 0).unwrap(), b"onetwo");
+    assert_eq!(wait(&mut t) & EPOLLIN, 0, "reading is not an input edge");
 }
