@@ -218,9 +218,13 @@ pub fn sys_mremap<P: Platform>(
     old_len: u64,
     new_len: u64,
     flags: MremapFlags,
-    _new_addr: u64,
+    new_addr: u64,
 ) -> Result<usize, Errno> {
-    if !page_aligned(old) || flags.intersects(MremapFlags::FIXED | MremapFlags::DONTUNMAP) {
+    if !page_aligned(old) || flags.contains(MremapFlags::DONTUNMAP) {
+        return Err(Errno::EINVAL);
+    }
+    let fixed = flags.contains(MremapFlags::FIXED);
+    if fixed && (!flags.contains(MremapFlags::MAYMOVE) || !page_aligned(new_addr)) {
         return Err(Errno::EINVAL);
     }
     let old_len = page_round_up(old_len).ok_or(Errno::EINVAL)?;
@@ -229,39 +233,84 @@ pub fn sys_mremap<P: Platform>(
         // old_len == 0 duplicates a shared mapping; there are none here.
         return Err(Errno::EINVAL);
     }
+    if fixed && new_addr < old + old_len && old < new_addr.saturating_add(new_len) {
+        // The new place may not overlap the old one.
+        return Err(Errno::EINVAL);
+    }
     let prot = range_prot(ctx, old, old_len)?;
     let mm = &mut ctx.process.mm;
-    if new_len <= old_len {
+    if !fixed && new_len <= old_len {
         if new_len < old_len {
             mm.munmap(ctx.platform, old + new_len, old_len - new_len)?;
         }
         return Ok(old as usize);
     }
-    // Grow in place when the pages after the mapping are free.
-    let grown = old.checked_add(old_len).map(|end| {
-        mm.mmap_anonymous(
-            ctx.platform,
-            Placement::FixedNoReplace(end),
-            new_len - old_len,
-            prot,
-        )
-    });
-    if let Some(Ok(_)) = grown {
-        return Ok(old as usize);
+    if !fixed {
+        // Grow in place when the pages after the mapping are free.
+        let grown = old.checked_add(old_len).map(|end| {
+            mm.mmap_anonymous(
+                ctx.platform,
+                Placement::FixedNoReplace(end),
+                new_len - old_len,
+                prot,
+            )
+        });
+        if let Some(Ok(_)) = grown {
+            return Ok(old as usize);
+        }
+        if !flags.contains(MremapFlags::MAYMOVE) {
+            return Err(Errno::ENOMEM);
+        }
     }
-    if !flags.contains(MremapFlags::MAYMOVE) {
-        return Err(Errno::ENOMEM);
-    }
-    let new = mm.mmap_anonymous(ctx.platform, Placement::Hint(0), new_len, prot)?;
+    // Move: to `new_addr` (replacing what is there) with MREMAP_FIXED, anywhere otherwise.
+    let at = if fixed { Placement::Fixed(new_addr) } else { Placement::Hint(0) };
+    let new = mm.mmap_anonymous(ctx.platform, at, new_len, prot)?;
+    let keep = old_len.min(new_len);
     let mut buf = vec![0u8; PAGE_SIZE as usize];
-    mm.populate(ctx.platform, old, old_len)?;
-    mm.populate(ctx.platform, new, old_len.min(new_len))?;
+    mm.populate(ctx.platform, old, keep)?;
+    mm.populate(ctx.platform, new, keep)?;
     let mut off = 0;
-    while off < old_len {
+    while off < keep {
         ctx.platform.read_app(old + off, &mut buf)?;
         ctx.platform.write_app(new + off, &buf)?;
         off += PAGE_SIZE;
     }
     mm.munmap(ctx.platform, old, old_len)?;
     Ok(new as usize)
+}
+
+/// mlock, munlock, mlock2: every page is resident already (nothing is ever swapped out), so
+/// locking only checks the range is mapped, as Linux does (ENOMEM otherwise).
+pub fn sys_mlock<P: Platform>(ctx: &mut Ctx<'_, P>, addr: u64, len: u64) -> Result<usize, Errno> {
+    let start = addr & !(PAGE_SIZE - 1);
+    let len = page_round_up(len + (addr - start)).ok_or(Errno::ENOMEM)?;
+    if len == 0 {
+        return Ok(0);
+    }
+    ctx.process.mm.check_access(start, len, Prot::empty()).map_err(|_| Errno::ENOMEM)?;
+    Ok(0)
+}
+
+pub fn sys_munlock<P: Platform>(ctx: &mut Ctx<'_, P>, addr: u64, len: u64) -> Result<usize, Errno> {
+    sys_mlock(ctx, addr, len)
+}
+
+pub fn sys_mlock2<P: Platform>(ctx: &mut Ctx<'_, P>, addr: u64, len: u64, flags: u32) -> Result<usize, Errno> {
+    // MLOCK_ONFAULT is the only flag.
+    if flags & !1 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    sys_mlock(ctx, addr, len)
+}
+
+/// mlockall: MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT; at least one of the first two.
+pub fn sys_mlockall<P: Platform>(_ctx: &mut Ctx<'_, P>, flags: u32) -> Result<usize, Errno> {
+    if flags == 0 || flags & !7 != 0 || flags & 3 == 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+pub fn sys_munlockall<P: Platform>(_ctx: &mut Ctx<'_, P>) -> Result<usize, Errno> {
+    Ok(0)
 }

@@ -102,7 +102,7 @@ syscall_table! {
     22 pipe: Partial("a blocking write of more than fits returns a short count") => sys_pipe;
     23 select: Partial("nfds is clipped to RLIMIT_NOFILE (Linux: to the fd table size)") => sys_select;
     24 sched_yield: Supported => sys_sched_yield;
-    25 mremap: Partial("anonymous memory; MREMAP_FIXED and MREMAP_DONTUNMAP are EINVAL") => sys_mremap;
+    25 mremap: Partial("anonymous memory; MREMAP_DONTUNMAP is EINVAL") => sys_mremap;
     26 msync: Partial("writes shared file mappings back; MS_INVALIDATE is a no-op") => sys_msync;
     27 mincore: Enosys;
     28 madvise: Partial("MADV_DONTNEED/FREE zero the range; other advice is accepted and ignored") => sys_madvise;
@@ -226,10 +226,10 @@ syscall_table! {
     146 sched_get_priority_max: Enosys;
     147 sched_get_priority_min: Enosys;
     148 sched_rr_get_interval: Enosys;
-    149 mlock: Enosys;
-    150 munlock: Enosys;
-    151 mlockall: Enosys;
-    152 munlockall: Enosys;
+    149 mlock: Supported => sys_mlock;
+    150 munlock: Supported => sys_munlock;
+    151 mlockall: Supported => sys_mlockall;
+    152 munlockall: Supported => sys_munlockall;
     153 vhangup: Enosys;
     154 modify_ldt: EnosysByDesign("no LDT: the app runs in the kernel's segments");
     155 pivot_root: Enosys;
@@ -402,7 +402,7 @@ syscall_table! {
     322 execveat: Enosys;
     323 userfaultfd: Enosys;
     324 membarrier: Enosys;
-    325 mlock2: Enosys;
+    325 mlock2: Supported => sys_mlock2;
     326 copy_file_range: Supported => sys_copy_file_range;
     327 preadv2: Partial("RWF flags accepted; RWF_NOWAIT fails with EAGAIN instead of blocking") => sys_preadv2;
     328 pwritev2: Partial("RWF flags accepted as hints") => sys_pwritev2;

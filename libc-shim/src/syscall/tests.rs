@@ -1230,3 +1230,33 @@ fn sigaltstack_records() {
         err(Errno::EINVAL)
     );
 }
+
+#[test]
+fn mremap_fixed_moves_to_the_given_address() {
+    let mut t = setup();
+    let a = t.call(nr::MMAP, &[0, 2 * PAGE_SIZE, PROT_RW, MAP_PRIVATE_ANON, NEG1, 0]) as u64;
+    t.put(a, b"moved bytes");
+    let target = 0x6000_0000u64;
+    // MREMAP_MAYMOVE | MREMAP_FIXED = 3
+    assert_eq!(t.call(nr::MREMAP, &[a, 2 * PAGE_SIZE, 3 * PAGE_SIZE, 3, target]) as u64, target);
+    assert_eq!(t.get(target, 11), b"moved bytes");
+    assert_eq!(t.prot_at(a), None, "the old place is gone");
+    assert_eq!(t.prot_at(target + 2 * PAGE_SIZE), Some(Prot::READ | Prot::WRITE));
+    // FIXED without MAYMOVE, an unaligned target, or an overlapping one: EINVAL.
+    assert_eq!(t.call(nr::MREMAP, &[target, PAGE_SIZE, PAGE_SIZE, 2, 0x7000_0000]), err(Errno::EINVAL));
+    assert_eq!(t.call(nr::MREMAP, &[target, PAGE_SIZE, PAGE_SIZE, 3, 0x7000_0001]), err(Errno::EINVAL));
+    assert_eq!(t.call(nr::MREMAP, &[target, 2 * PAGE_SIZE, 2 * PAGE_SIZE, 3, target + PAGE_SIZE]), err(Errno::EINVAL));
+}
+
+#[test]
+fn mlock_family_checks_the_range() {
+    let mut t = setup();
+    assert_eq!(t.call(149, &[SCRATCH + 10, 100]), 0, "mlock of mapped memory");
+    assert_eq!(t.call(149, &[UNMAPPED, PAGE_SIZE]), err(Errno::ENOMEM));
+    assert_eq!(t.call(150, &[SCRATCH, PAGE_SIZE]), 0, "munlock");
+    assert_eq!(t.call(325, &[SCRATCH, PAGE_SIZE, 1]), 0, "mlock2(MLOCK_ONFAULT)");
+    assert_eq!(t.call(325, &[SCRATCH, PAGE_SIZE, 2]), err(Errno::EINVAL));
+    assert_eq!(t.call(151, &[3]), 0, "mlockall(MCL_CURRENT|MCL_FUTURE)");
+    assert_eq!(t.call(151, &[4]), err(Errno::EINVAL), "MCL_ONFAULT alone");
+    assert_eq!(t.call(152, &[]), 0, "munlockall");
+}
