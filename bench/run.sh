@@ -13,6 +13,8 @@
 #       or INSN_PLUGIN=/path/to/libinsn.so.
 #   (e) the process model: thread create+join, futex round trip, signal delivery, natively and
 #       in Kiln, by bench/process.sh (skipped with BENCH_PROCESS=0).
+#   (f) files: sequential write/read and small-file create/stat/unlink on tmpfs and on a disk,
+#       natively, in Kiln and in a Linux guest, by bench/files.sh (skipped with BENCH_FILES=0).
 #
 # Environment: RUNS (default 20) boot-time runs; N (default 100000) getpid calls;
 # BAKE (default target/release/bake, built if missing).
@@ -187,5 +189,8 @@ $insn_section
 EOF
 if [ "${BENCH_PROCESS:-1}" = 1 ]; then
     BAKE=$BAKE INSN_PLUGIN=${INSN_PLUGIN:-$out/plugins/libinsn.so} bench/process.sh >/dev/null
+fi
+if [ "${BENCH_FILES:-1}" = 1 ]; then
+    BAKE=$BAKE INSN_PLUGIN=${INSN_PLUGIN:-$out/plugins/libinsn.so} bench/files.sh >/dev/null
 fi
 cat "$report"
