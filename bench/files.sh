@@ -255,8 +255,9 @@ each with \`-m $INSN_MIB -n $INSN_NFILES\` under \`-icount shift=0,sleep=off\` o
 plugin (\`$plugin\`, inline). Under \`shift=0\` a guest's clocks are virtual, 1 ns per
 instruction executed, so the phase times fileio reports with clock_gettime are the
 instructions the whole VM (app, kernel, interrupts) executed in that phase, with two caveats:
-time halted also advances the clock (none in these tmpfs runs: nothing waits); and each iteration of a \`rep movs/stos\` counts as one instruction, so a kernel that
-copies with \`rep movsb\` (Linux on \`-cpu max\`, which has ERMS/FSRM) is charged per byte.
+time halted also advances the clock (none in these tmpfs runs: nothing waits); and each
+iteration of a \`rep movs/stos\` counts as one instruction, so a kernel that copies
+with \`rep movsb\` (Linux on \`-cpu max\`, which has ERMS/FSRM) is charged per byte.
 The plugin's whole-run total is given for scale (it is mostly boot: Linux's includes its
 time-based waits, paid in instructions under icount). Kiln: \`KILN_QEMU\` set to a wrapper
 adding the icount and plugin options to bake's own QEMU command line; Linux:
