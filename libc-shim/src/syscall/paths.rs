@@ -54,6 +54,13 @@ fn stamp(fs: &dyn Filesystem, ino: u64, t: Timestamp, data: bool) {
     let _ = fs.set_attr(ino, &attr);
 }
 
+/// A node was just created in `dir`: all its times are now, and the directory changed.
+fn stamp_created(fs: &dyn Filesystem, ino: u64, dir: u64, t: Timestamp) {
+    let all = SetAttr { atime: Some(t), mtime: Some(t), ctime: Some(t), ..Default::default() };
+    let _ = fs.set_attr(ino, &all);
+    stamp(fs, dir, t, true);
+}
+
 fn start<P: Platform>(ctx: &Ctx<'_, P>, dirfd: Fd, path: &[u8]) -> Result<Vnode, Errno> {
     vfs::start_dir(ctx.process, ctx.platform, dirfd.0, path)
 }
@@ -570,17 +577,7 @@ fn make_node<P: Platform>(
     }
     let fs = vfs::writable_fs(ctx.process, dir)?.clone();
     let ino = fs.create(dir.ino, &name, node, owner(ctx, mode))?;
-    let t = now(ctx);
-    let _ = fs.set_attr(
-        ino,
-        &SetAttr {
-            atime: Some(t),
-            mtime: Some(t),
-            ctime: Some(t),
-            ..Default::default()
-        },
-    );
-    stamp(&*fs, dir.ino, t, true);
+    stamp_created(&*fs, ino, dir.ino, now(ctx));
     Ok(0)
 }
 
@@ -887,17 +884,7 @@ fn symlink<P: Platform>(
             gid: 0,
         },
     )?;
-    let t = now(ctx);
-    let _ = fs.set_attr(
-        ino,
-        &SetAttr {
-            atime: Some(t),
-            mtime: Some(t),
-            ctime: Some(t),
-            ..Default::default()
-        },
-    );
-    stamp(&*fs, dir.ino, t, true);
+    stamp_created(&*fs, ino, dir.ino, now(ctx));
     Ok(0)
 }
 
