@@ -1,7 +1,7 @@
 /* Sockets inside one guest over the loopback interface. One sub-test per run (argv[1]):
  *   tcp4, tcp6  an echo server (a thread per connection) and 8 client threads, 64 KiB each,
  *               every byte checked
- *   many        100 connections open at once (single thread), echo through each
+ *   many        200 connections open at once (single thread), echo through each
  *   udp         100 datagram round trips with their ids checked
  *   refused     connect to a closed port: blocking and non-blocking (EINPROGRESS, SO_ERROR)
  *   unix        socketpair and a named AF_UNIX stream socket
@@ -154,14 +154,14 @@ static int listener(int *port) {
     int l = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = loopback(0);
     socklen_t len = sizeof a;
-    if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 128)) die("listener");
+    if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 256)) die("listener");
     if (getsockname(l, (struct sockaddr *)&a, &len)) die("getsockname");
     *port = ntohs(a.sin_port);
     return l;
 }
 
 static void many(void) {
-    enum { N = 100 };
+    enum { N = 200 };
     int port, l = listener(&port);
     int c[N], s[N];
     struct sockaddr_in a = loopback(port);

@@ -1,5 +1,5 @@
 //! Networking inside one guest (issue 5): `tests/c/net_loopback.c` over 127.0.0.1 and ::1,
-//! one sub-test per boot: TCP echo with threads (every byte checked), 100 connections at
+//! one sub-test per boot: TCP echo with threads (every byte checked), 200 connections at
 //! once, UDP round trips, connection refused (blocking and non-blocking), AF_UNIX, and an
 //! edge-triggered epoll echo server with 20 client threads.
 //!
@@ -14,7 +14,7 @@ const fn case(args: &'static [&'static str], stdout: &'static str) -> Case {
 
 const TCP4: Case = case(&["tcp4"], "tcp4: connections=8 bytes=524288 ok\n");
 const TCP6: Case = case(&["tcp6"], "tcp6: connections=8 bytes=524288 ok\n");
-const MANY: Case = case(&["many"], "many: connections=100 ok\n");
+const MANY: Case = case(&["many"], "many: connections=200 ok\n");
 const UDP: Case = case(&["udp"], "udp: roundtrips=100 ok\n");
 const REFUSED: Case = case(&["refused"], "refused: blocking=ECONNREFUSED nonblocking=EINPROGRESS so_error=ECONNREFUSED\n");
 const UNIX: Case = case(&["unix"], "unix: ok\n");

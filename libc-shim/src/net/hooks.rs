@@ -31,6 +31,8 @@ impl Process {
         let lease = {
             let mut net = stack.lock();
             net.poll(Some(platform), now);
+            // Timers may have changed sockets without a packet (a connect timing out).
+            net.refresh_signatures(now);
             net.take_lease_change().then(|| net.lease()).flatten()
         };
         if let Some(l) = lease

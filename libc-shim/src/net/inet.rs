@@ -63,6 +63,7 @@ impl InetSocket {
         net.poll(Some(platform), now);
         let r = f(&mut net);
         net.poll(Some(platform), now);
+        net.touch(self.id);
         r
     }
 

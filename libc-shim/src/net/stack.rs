@@ -338,6 +338,7 @@ impl Net {
         let now = now.max(self.last_now);
         self.last_now = now;
         let ts = instant(now);
+        let mut any = false;
         for i in 0..self.ifaces.len() {
             if i == ETH && platform.is_none() {
                 continue;
@@ -370,6 +371,7 @@ impl Net {
                 if out == smoltcp::iface::PollResult::SocketStateChanged {
                     moved = true;
                 }
+                any |= moved;
                 if !moved || i == ETH {
                     break;
                 }
@@ -379,7 +381,19 @@ impl Net {
             self.poll_dhcp();
         }
         self.reap_orphans();
-        self.refresh_signatures(now);
+        // Without packets nothing but the caller's own socket changed ([`Net::touch`]).
+        if any || self.dhcp.is_some() {
+            self.refresh_signatures(now);
+        }
+    }
+
+    /// The app just operated on `id`: brings its signature up to date (and notifies if a
+    /// reader or writer could see a difference).
+    pub fn touch(&mut self, id: SockId) {
+        let now = self.last_now;
+        if let Some(change) = self.refresh_one(id, now) {
+            self.pending.lock().push(change);
+        }
     }
 
     fn poll_dhcp(&mut self) {
@@ -435,29 +449,29 @@ impl Net {
 
     /// Recomputes each socket's signatures and queues the keys of those that changed, with
     /// the direction of the change.
-    fn refresh_signatures(&mut self, now: u64) {
-        use crate::fd::Readiness as R;
+    pub(crate) fn refresh_signatures(&mut self, now: u64) {
         let ids: Vec<SockId> = self.socks.keys().copied().collect();
-        let mut changed = Vec::new();
-        for id in ids {
-            self.update_tcp_state(id, now);
-            let sig = self.signature(id);
-            let s = self.socks.get_mut(&id).expect("listed");
-            let mut events = R::empty();
-            if s.signature.0 != sig.0 {
-                events |= R::READABLE;
-            }
-            if s.signature.1 != sig.1 {
-                events |= R::WRITABLE;
-            }
-            if !events.is_empty() {
-                s.signature = sig;
-                changed.push((s.key, events));
-            }
-        }
+        let changed: Vec<_> = ids.into_iter().filter_map(|id| self.refresh_one(id, now)).collect();
         if !changed.is_empty() {
             self.pending.lock().extend(changed);
         }
+    }
+
+    /// Recomputes one socket's signatures: its key and the direction of the change, if any.
+    fn refresh_one(&mut self, id: SockId, now: u64) -> Option<(WaitKey, crate::fd::Readiness)> {
+        use crate::fd::Readiness as R;
+        self.update_tcp_state(id, now);
+        let sig = self.signature(id);
+        let s = self.socks.get_mut(&id)?;
+        let mut events = R::empty();
+        if s.signature.0 != sig.0 {
+            events |= R::READABLE;
+        }
+        if s.signature.1 != sig.1 {
+            events |= R::WRITABLE;
+        }
+        s.signature = sig;
+        (!events.is_empty()).then_some((s.key, events))
     }
 
     /// Notes connection outcomes: established, refused, reset, timed out.
