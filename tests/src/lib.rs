@@ -876,9 +876,20 @@ pub mod cases {
         status: 0,
     };
 
+    /// The syscall ABI: GPRs but rax/rcx/r11, the red zone and SSE registers survive syscalls
+    /// and sleeps.
+    pub const REGS_PRESERVED: Case = Case {
+        prog: "regs_preserved",
+        args: &[],
+        env: &[],
+        stdout: Expect::Exact("abi ok\n"),
+        status: 0,
+    };
+
     /// All of the above, for the native sanity pass.
     pub fn all() -> Vec<Case> {
         let mut v = vec![
+            REGS_PRESERVED,
             HELLO,
             ARGS_ENV,
             ARGS_NONE,

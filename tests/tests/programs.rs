@@ -46,6 +46,7 @@ per_flavour!(tls, |f| kiln(cases::TLS, f));
 per_flavour!(mmap_probe, |f| kiln(cases::MMAP, f));
 per_flavour!(efault, |f| kiln(cases::EFAULT, f));
 per_flavour!(stack_deep, |f| kiln(cases::STACK_DEEP, f));
+per_flavour!(regs_preserved, |f| kiln(cases::REGS_PRESERVED, f));
 
 // One flavour is enough for these: they exercise the kernel, not the libc's startup.
 mod musl_static {
