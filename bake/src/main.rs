@@ -14,6 +14,7 @@ mod qemu;
 mod rootfs;
 #[cfg(test)]
 mod stand_in_kernel;
+mod volume;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -77,6 +78,40 @@ enum Cmd {
     Run(RunArgs),
     /// Show what is inside an image (or an ELF program)
     Inspect(InspectArgs),
+    /// Make and read persistent volumes (FAT32 disk images for `bake run -v`)
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum VolumeCmd {
+    /// Make a FAT32 volume image, empty or holding a copy of a directory
+    Create {
+        #[arg(value_name = "IMAGE")]
+        image: PathBuf,
+        /// Size of the volume, e.g. 64M or 1G
+        #[arg(long, value_name = "SIZE", value_parser = volume::parse_size)]
+        size: u64,
+        /// Copy this directory's files onto the new volume
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+    },
+    /// List a directory of a volume (or show one file): size and name per line
+    Ls {
+        #[arg(value_name = "IMAGE")]
+        image: PathBuf,
+        #[arg(value_name = "PATH", default_value = "/")]
+        path: String,
+    },
+    /// Copy a file off a volume
+    Get {
+        #[arg(value_name = "IMAGE")]
+        image: PathBuf,
+        #[arg(value_name = "GUEST_PATH")]
+        guest: String,
+        #[arg(value_name = "HOST_PATH")]
+        host: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +156,10 @@ struct RunArgs {
     /// Show the kernel's log: -v info, -vv debug (and bake's own decisions)
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Attach a volume made by `bake volume create` at GUEST_PATH, read-only with `:ro`
+    /// (repeatable; `-v IMAGE:GUEST_PATH` works too, as in docker)
+    #[arg(long = "volume", value_name = "IMAGE:GUEST_PATH[:ro]", value_parser = volume::parse_volume)]
+    volume: Vec<volume::VolumeArg>,
     #[command(flatten)]
     env: EnvArgs,
     #[command(flatten)]
@@ -244,7 +283,8 @@ impl std::fmt::Display for Fail {
 impl std::error::Error for Fail {}
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(volume::rewrite_volume_flags(std::env::args_os().collect()))
+    {
         Ok(cli) => cli,
         Err(e) => std::process::exit(usage_error(e)),
     };
@@ -301,6 +341,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Build(args) => build(args),
         Cmd::Run(args) => run(args),
         Cmd::Inspect(args) => inspect::inspect(&args.image),
+        Cmd::Volume(VolumeCmd::Create { image, size, from }) => {
+            volume::create(&image, size, from.as_deref())
+        }
+        Cmd::Volume(VolumeCmd::Ls { image, path }) => {
+            volume::ls(&image, &path, &mut std::io::stdout().lock())
+        }
+        Cmd::Volume(VolumeCmd::Get { image, guest, host }) => volume::get(&image, &guest, &host),
     }
 }
 
@@ -343,6 +390,7 @@ fn write_output(path: &Path, image: &[u8]) -> anyhow::Result<()> {
 
 fn run(args: RunArgs) -> anyhow::Result<u8> {
     let bytes = baking::read_input(&args.target)?;
+    volume::check_volumes(&args.volume)?;
     let tmp = tempfile::Builder::new()
         .prefix("kiln-")
         .tempdir()
@@ -405,6 +453,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         log_socket: tmp.path().join("klog.sock"),
         stderr_socket: tmp.path().join("stderr.sock"),
         network: args.net.network()?,
+        volumes: args.volume,
     };
     let status = qemu::run_vm(&config, args.timeout.map(Duration::from_secs))?;
     drop(tmp);

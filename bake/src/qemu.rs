@@ -118,6 +118,8 @@ pub struct VmConfig {
     pub stderr_socket: PathBuf,
     /// The network device and its backend; `None`: no network device.
     pub network: Option<Network>,
+    /// Disk images attached as virtio-blk (serial `volN`), mounted by the kernel.
+    pub volumes: Vec<crate::volume::VolumeArg>,
 }
 
 /// `-p HOST_PORT:GUEST_PORT[/udp]`: a host port on 127.0.0.1 forwarded to the guest.
@@ -236,6 +238,48 @@ impl Network {
     }
 }
 
+/// The kernel command line, with one `kiln.volume=volN:GUEST_PATH[:ro]` per volume.
+pub fn kernel_cmdline_with_volumes(config: &VmConfig) -> String {
+    let mut cmdline = kernel_cmdline(config.verbosity, config.interactive);
+    for (i, v) in config.volumes.iter().enumerate() {
+        cmdline.push_str(&format!(
+            " kiln.volume=vol{i}:{}{}",
+            v.guest,
+            if v.read_only { ":ro" } else { "" }
+        ));
+    }
+    cmdline
+}
+
+/// QEMU's `-drive` and `-device` arguments for the volumes: virtio-mmio devices on microvm,
+/// modern-only virtio-pci on pc and q35.
+fn volume_args(config: &VmConfig) -> Vec<OsString> {
+    let mut out = Vec::new();
+    for (i, v) in config.volumes.iter().enumerate() {
+        // QEMU's option syntax doubles a comma inside a value.
+        let file = v.image.to_string_lossy().replace(',', ",,");
+        out.push("-drive".into());
+        out.push(
+            format!(
+                "file={file},if=none,id=vol{i},format=raw{}",
+                if v.read_only { ",readonly=on" } else { "" }
+            )
+            .into(),
+        );
+        out.push("-device".into());
+        out.push(
+            match config.machine {
+                Machine::Microvm => format!("virtio-blk-device,drive=vol{i},serial=vol{i}"),
+                Machine::Pc | Machine::Q35 => {
+                    format!("virtio-blk-pci,drive=vol{i},serial=vol{i},disable-legacy=on")
+                }
+            }
+            .into(),
+        );
+    }
+    out
+}
+
 /// The kernel command line.
 pub fn kernel_cmdline(verbosity: u8, interactive: bool) -> String {
     let level = match verbosity {
@@ -253,7 +297,8 @@ pub fn kernel_cmdline(verbosity: u8, interactive: bool) -> String {
 /// QEMU's arguments.
 pub fn qemu_args(config: &VmConfig) -> Vec<OsString> {
     let machine = match config.machine {
-        Machine::Microvm => "microvm,rtc=on",
+        // acpi=off: QEMU then names the virtio-mmio devices on the kernel command line.
+        Machine::Microvm => "microvm,acpi=off,rtc=on",
         Machine::Pc => "pc",
         Machine::Q35 => "q35",
     };
@@ -282,7 +327,7 @@ pub fn qemu_args(config: &VmConfig) -> Vec<OsString> {
     .chain(
         [
             "-append",
-            &(kernel_cmdline(config.verbosity, config.interactive)
+            &(kernel_cmdline_with_volumes(config)
                 + &config.network.as_ref().map(Network::cmdline).unwrap_or_default()),
             "-display",
             "none",
@@ -321,6 +366,12 @@ pub fn qemu_args(config: &VmConfig) -> Vec<OsString> {
             .map(OsString::from),
     )
     .collect();
+    let mut args = args;
+    if config.machine == Machine::Microvm {
+        // Kiln drives modern (version 2) virtio-mmio devices only.
+        args.extend(["-global", "virtio-mmio.force-legacy=false"].map(OsString::from));
+    }
+    args.extend(volume_args(config));
     args
 }
 
@@ -639,6 +690,7 @@ mod tests {
             log_socket: "/tmp/x/klog.sock".into(),
             stderr_socket: "/tmp/x/stderr.sock".into(),
             network: None,
+            volumes: Vec::new(),
         };
         let line = |c: &VmConfig| {
             qemu_args(c)
@@ -649,13 +701,43 @@ mod tests {
         };
         assert_eq!(
             line(&config),
-            "-M microvm,rtc=on -cpu max -accel tcg -m 128M -kernel /tmp/x/app.img \
+            "-M microvm,acpi=off,rtc=on -cpu max -accel tcg -m 128M -kernel /tmp/x/app.img \
              -append kiln.log=warn -display none -nodefaults -no-reboot -serial stdio \
              -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
              -chardev socket,id=klog,path=/tmp/x/klog.sock \
              -device isa-debugcon,iobase=0xe9,chardev=klog \
              -chardev socket,id=kerr,path=/tmp/x/stderr.sock \
-             -device isa-serial,chardev=kerr,iobase=0x2f8,irq=3"
+             -device isa-serial,chardev=kerr,iobase=0x2f8,irq=3 \
+             -global virtio-mmio.force-legacy=false"
+        );
+        let with_volumes = VmConfig {
+            volumes: vec![
+                crate::volume::parse_volume("/v/a,b.img:/data").unwrap(),
+                crate::volume::parse_volume("/v/c.img:/srv/ro:ro").unwrap(),
+            ],
+            ..config.clone()
+        };
+        let l = line(&with_volumes);
+        assert!(
+            l.contains("-append kiln.log=warn kiln.volume=vol0:/data kiln.volume=vol1:/srv/ro:ro "),
+            "{l}"
+        );
+        assert!(
+            l.ends_with(
+                "-drive file=/v/a,,b.img,if=none,id=vol0,format=raw \
+                 -device virtio-blk-device,drive=vol0,serial=vol0 \
+                 -drive file=/v/c.img,if=none,id=vol1,format=raw,readonly=on \
+                 -device virtio-blk-device,drive=vol1,serial=vol1"
+            ),
+            "{l}"
+        );
+        let pc_vol = VmConfig {
+            machine: Machine::Pc,
+            ..with_volumes
+        };
+        assert!(
+            line(&pc_vol)
+                .ends_with("-device virtio-blk-pci,drive=vol1,serial=vol1,disable-legacy=on")
         );
         let pc = VmConfig {
             machine: Machine::Pc,

@@ -11,6 +11,7 @@ use libc_shim::{Errno, Platform, Prot};
 use spin::{Mutex, Once};
 
 use crate::arch::x86_64::cpu::{self, Features, MSR_FS_BASE, read_msr, write_msr};
+use crate::drivers::virtio::blk;
 use crate::drivers::{clock, exit, lapic, serial};
 use crate::mm::frames::{FRAME_SIZE, FrameAllocator};
 use crate::mm::paging::AddressSpace;
@@ -190,6 +191,26 @@ impl Platform for KernelPlatform {
 
     fn memory_stats(&self) -> (u64, u64) {
         with_memory(|m| (m.frames.total_frames * FRAME_SIZE, m.frames.free_frames * FRAME_SIZE))
+    }
+
+    fn block_device_count(&self) -> usize {
+        blk::count()
+    }
+
+    fn block_info(&self, dev: usize) -> Option<libc_shim::platform::BlockInfo> {
+        blk::info(dev).map(|i| libc_shim::platform::BlockInfo { sectors: i.sectors, read_only: i.read_only, serial: i.serial })
+    }
+
+    fn block_read(&self, dev: usize, sector: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        blk::with_device(dev, |d| d.read(sector, buf))
+    }
+
+    fn block_write(&self, dev: usize, sector: u64, data: &[u8]) -> Result<(), Errno> {
+        blk::with_device(dev, |d| d.write(sector, data))
+    }
+
+    fn block_flush(&self, dev: usize) -> Result<(), Errno> {
+        blk::with_device(dev, |d| d.flush())
     }
 }
 

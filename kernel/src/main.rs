@@ -102,6 +102,7 @@ extern "C" fn kmain(start_info: u32) -> ! {
     drivers::clock::init(&features);
     drivers::lapic::init();
     syscall::init();
+    drivers::virtio::init(boot.cmdline());
     log::debug!("cpu: {:?}", features);
 
     // SAFETY: the payload is in RAM reserved above (never handed to the frame allocator) and

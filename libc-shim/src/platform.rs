@@ -20,6 +20,20 @@ bitflags::bitflags! {
 /// Page size of the app's address space.
 pub const PAGE_SIZE: u64 = 4096;
 
+/// Sector size of the block devices behind [`Platform::block_read`] and friends.
+pub const SECTOR_SIZE: usize = 512;
+
+/// What a block device is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Capacity in [`SECTOR_SIZE`]-byte sectors.
+    pub sectors: u64,
+    /// Writes fail with `EROFS`.
+    pub read_only: bool,
+    /// The device's serial number (bake names volumes `vol0`, `vol1`, ...), empty if none.
+    pub serial: alloc::string::String,
+}
+
 pub trait Platform {
     // --- console -------------------------------------------------------------------------
     /// Writes app output (fd 1 and 2) to the console, byte for byte.
@@ -92,5 +106,35 @@ pub trait Platform {
     fn net_receive(&self, buf: &mut [u8]) -> Option<usize> {
         let _ = buf;
         None
+    }
+
+    // --- block devices -------------------------------------------------------------------
+    // Devices are numbered from 0. Buffers are whole sectors; a request beyond the end or a
+    // device error is `EIO`, a write to a read-only device `EROFS`, a missing device `ENODEV`.
+    // The defaults describe a machine without block devices.
+    /// Number of block devices.
+    fn block_device_count(&self) -> usize {
+        0
+    }
+    /// Capacity and mode of device `dev`; None if there is no such device.
+    fn block_info(&self, dev: usize) -> Option<BlockInfo> {
+        let _ = dev;
+        None
+    }
+    /// Reads `buf.len() / SECTOR_SIZE` sectors from `sector` on.
+    fn block_read(&self, dev: usize, sector: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let _ = (dev, sector, buf);
+        Err(Errno::ENODEV)
+    }
+    /// Writes `data.len() / SECTOR_SIZE` sectors from `sector` on. Completed writes may sit
+    /// in the device's volatile cache until [`Platform::block_flush`].
+    fn block_write(&self, dev: usize, sector: u64, data: &[u8]) -> Result<(), Errno> {
+        let _ = (dev, sector, data);
+        Err(Errno::ENODEV)
+    }
+    /// Returns once every completed write to `dev` is on stable storage.
+    fn block_flush(&self, dev: usize) -> Result<(), Errno> {
+        let _ = dev;
+        Err(Errno::ENODEV)
     }
 }

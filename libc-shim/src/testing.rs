@@ -24,6 +24,14 @@ pub struct FakePlatform {
     pub xsave: u64,
     /// What `cpu_count` reports.
     pub cpus: usize,
+    /// Block device 0, when not empty: its bytes (a whole number of sectors).
+    pub disk: RefCell<Vec<u8>>,
+    pub disk_read_only: Cell<bool>,
+    /// Writes fail with EIO (a failing device).
+    pub disk_fail_writes: Cell<bool>,
+    /// Writes since the last flush are volatile: `disk_crash` drops them.
+    pub disk_unflushed: RefCell<Vec<(u64, Vec<u8>)>>,
+    pub disk_flushes: Cell<u64>,
 }
 
 impl Default for FakePlatform {
@@ -40,11 +48,46 @@ impl Default for FakePlatform {
             frames_left: Cell::new(1 << 20),
             xsave: 0,
             cpus: 1,
+            disk: RefCell::new(Vec::new()),
+            disk_read_only: Cell::new(false),
+            disk_fail_writes: Cell::new(false),
+            disk_unflushed: RefCell::new(Vec::new()),
+            disk_flushes: Cell::new(0),
         }
     }
 }
 
 impl FakePlatform {
+    /// A platform whose block device 0 is `sectors` zeroed sectors.
+    pub fn with_disk(sectors: u64) -> FakePlatform {
+        let p = FakePlatform::default();
+        *p.disk.borrow_mut() = alloc::vec![0; sectors as usize * crate::platform::SECTOR_SIZE];
+        p
+    }
+
+    /// Simulates power loss: writes not yet flushed are undone, newest first.
+    pub fn disk_crash(&self) {
+        let mut disk = self.disk.borrow_mut();
+        for (off, old) in self.disk_unflushed.borrow_mut().drain(..).rev() {
+            disk[off as usize..off as usize + old.len()].copy_from_slice(&old);
+        }
+    }
+
+    fn disk_range(&self, dev: usize, sector: u64, len: usize) -> Result<core::ops::Range<usize>, Errno> {
+        let size = self.disk.borrow().len();
+        if dev != 0 || size == 0 {
+            return Err(Errno::ENODEV);
+        }
+        if len % crate::platform::SECTOR_SIZE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let start = usize::try_from(sector).ok().and_then(|s| s.checked_mul(crate::platform::SECTOR_SIZE)).ok_or(Errno::EIO)?;
+        match start.checked_add(len) {
+            Some(end) if end <= size => Ok(start..end),
+            _ => Err(Errno::EIO),
+        }
+    }
+
     pub fn prot_of(&self, addr: u64) -> Option<Prot> {
         self.pages.borrow().get(&(addr & !(PAGE_SIZE - 1))).map(|p| p.0)
     }
@@ -162,5 +205,40 @@ impl Platform for FakePlatform {
     }
     fn memory_stats(&self) -> (u64, u64) {
         (256 << 20, self.frames_left.get() * PAGE_SIZE)
+    }
+    fn block_device_count(&self) -> usize {
+        usize::from(!self.disk.borrow().is_empty())
+    }
+    fn block_info(&self, dev: usize) -> Option<crate::platform::BlockInfo> {
+        let size = self.disk.borrow().len();
+        (dev == 0 && size > 0).then(|| crate::platform::BlockInfo {
+            sectors: (size / crate::platform::SECTOR_SIZE) as u64,
+            read_only: self.disk_read_only.get(),
+            serial: "vol0".into(),
+        })
+    }
+    fn block_read(&self, dev: usize, sector: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let range = self.disk_range(dev, sector, buf.len())?;
+        buf.copy_from_slice(&self.disk.borrow()[range]);
+        Ok(())
+    }
+    fn block_write(&self, dev: usize, sector: u64, data: &[u8]) -> Result<(), Errno> {
+        let range = self.disk_range(dev, sector, data.len())?;
+        if self.disk_read_only.get() {
+            return Err(Errno::EROFS);
+        }
+        if self.disk_fail_writes.get() {
+            return Err(Errno::EIO);
+        }
+        let mut disk = self.disk.borrow_mut();
+        self.disk_unflushed.borrow_mut().push((range.start as u64, disk[range.clone()].to_vec()));
+        disk[range].copy_from_slice(data);
+        Ok(())
+    }
+    fn block_flush(&self, dev: usize) -> Result<(), Errno> {
+        self.disk_range(dev, 0, 0)?;
+        self.disk_unflushed.borrow_mut().clear();
+        self.disk_flushes.set(self.disk_flushes.get() + 1);
+        Ok(())
     }
 }

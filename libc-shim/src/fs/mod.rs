@@ -30,6 +30,7 @@
 //!   need not stamp them (a filesystem may, if it keeps its own clock).
 
 pub mod boot;
+pub mod fat;
 pub mod memfs;
 pub mod mount;
 pub mod synth;
