@@ -16,6 +16,7 @@ mod mm;
 mod pvh;
 mod sched;
 mod vdso;
+mod volumes;
 
 use core::fmt::Write;
 
@@ -103,6 +104,8 @@ extern "C" fn kmain(start_info: u32) -> ! {
     drivers::lapic::init();
     syscall::init();
     drivers::virtio::init(boot.cmdline());
+    volumes::parse(boot.cmdline());
+    volumes::open_all();
     log::debug!("cpu: {:?}", features);
 
     // SAFETY: the payload is in RAM reserved above (never handed to the frame allocator) and

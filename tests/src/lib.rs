@@ -8,7 +8,8 @@
 //! - `programs.rs`: every program baked and booted under QEMU, per C library flavour;
 //! - `cli.rs`: bake's contract: exit codes, error messages, images, inspect, reproducibility;
 //! - `process.rs`: threads, signals, timers and memory mapping (C in three flavours, Go, Rust
-//!   std and tokio), natively and under Kiln.
+//!   std and tokio), natively and under Kiln;
+//! - `volumes.rs`: persistent volumes (virtio-blk, FAT32) across boots and on the host.
 //!
 //! Missing tools (QEMU, musl-gcc, gcc) make tests fail, never skip: the message names the
 //! setup script.

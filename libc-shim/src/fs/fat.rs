@@ -413,7 +413,7 @@ impl<D: BlockDevice> FatFs<D> {
 // --- names -------------------------------------------------------------------------------
 
 fn lfn_checksum(short: &[u8]) -> u8 {
-    short[..11].iter().fold(0u8, |sum, &b| (sum >> 1 | sum << 7).wrapping_add(b))
+    short[..11].iter().fold(0u8, |sum, &b| sum.rotate_right(1).wrapping_add(b))
 }
 
 fn short_display(raw: &[u8; SLOT]) -> Vec<u8> {

@@ -44,7 +44,6 @@ pub struct BlockDevice {
     transport: Box<dyn Transport>,
     vq: Virtqueue,
     dma: Dma,
-    slot: &'static IrqSlot,
     /// Wait in HLT for the interrupt (else poll).
     interrupts: bool,
     pub sectors: u64,
@@ -85,7 +84,6 @@ pub fn attach(mut t: Box<dyn Transport>, vector: u8, slot: &'static IrqSlot) {
         transport: t,
         vq,
         dma,
-        slot,
         interrupts: routed,
         sectors: u64::from_le_bytes(cap),
         read_only: features & F_RO != 0,
@@ -116,7 +114,7 @@ pub fn attach(mut t: Box<dyn Transport>, vector: u8, slot: &'static IrqSlot) {
     log::info!(
         "virtio-blk {name}: {} sectors ({} MiB){}{}, serial {:?}, {}",
         dev.sectors,
-        dev.sectors * SECTOR as u64 >> 20,
+        (dev.sectors * SECTOR as u64) >> 20,
         if dev.read_only { ", read-only" } else { "" },
         if dev.flush { ", flush" } else { ", no flush (write-through)" },
         dev.serial,

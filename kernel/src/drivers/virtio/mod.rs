@@ -168,7 +168,7 @@ pub fn init(cmdline: &str) {
     for t in pci::probe() {
         transports.push(alloc::boxed::Box::new(t));
     }
-    for (n, mut t) in transports.into_iter().enumerate() {
+    for (n, t) in transports.into_iter().enumerate() {
         if n >= MAX_DEVICES {
             log::warn!("virtio: more than {MAX_DEVICES} devices; ignoring {}", t.describe());
             continue;
