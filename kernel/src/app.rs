@@ -325,6 +325,7 @@ pub fn start(payload: &'static [u8], cmdline: &str) -> ! {
         Ok(files) => log::info!("rootfs: {} files, {} directories, {} bytes", files.files, files.directories, files.bytes),
         Err(e) => crate::boot_error(format_args!("the image's root filesystem is unusable: {e}; rebuild the image with `bake build`")),
     }
+    crate::volumes::mount_all(&mut process);
     if let Err(e) = process.net_configure(cmdline) {
         crate::boot_error(format_args!("network settings: {e}"));
     }

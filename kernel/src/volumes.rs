@@ -8,6 +8,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use libc_shim::Platform;
+use libc_shim::process::Process;
 use libc_shim::fs::Filesystem;
 use libc_shim::fs::fat::{FatFs, PlatformDisk};
 use spin::{Mutex, Once};
@@ -55,7 +56,6 @@ pub fn parse(cmdline: &str) {
 }
 
 /// A volume ready to mount.
-#[allow(dead_code)] // mounted by app::start once Process::mount is on main
 pub struct Opened {
     pub path: String,
     pub fs: Arc<dyn Filesystem>,
@@ -66,11 +66,18 @@ pub struct Opened {
 
 static OPENED: Mutex<Vec<Opened>> = Mutex::new(Vec::new());
 
-/// The volumes opened at boot, for the app's mount table (taken once).
-#[allow(dead_code)] // see Opened
-pub fn take_opened() -> Vec<Opened> {
-    core::mem::take(&mut *OPENED.lock())
+/// Mounts the volumes opened at boot in the app's mount table (the mount point is created
+/// in the root filesystem if missing). Call once, before the app runs.
+pub fn mount_all(process: &mut Process) {
+    for v in core::mem::take(&mut *OPENED.lock()) {
+        let (path, source) = (v.path.clone(), v.source.clone());
+        if let Err(e) = process.mount(&KernelPlatform, &v.path, v.fs, v.read_only, &v.source) {
+            crate::boot_error(format_args!("cannot mount the volume on {path}: {e:?}"));
+        }
+        log::info!("volume {source} mounted on {path}");
+    }
 }
+
 
 /// Finds each named volume's disk and opens its filesystem (call once at boot, after the
 /// drivers). A volume that is missing or not FAT32 stops the boot with a message: the app

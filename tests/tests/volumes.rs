@@ -176,19 +176,16 @@ fn persistence(machine: &str) {
 }
 
 #[test]
-#[ignore = "needs the file syscalls and Process::mount (issue 4 item 3, landing from the files work)"]
 fn persistence_microvm() {
     persistence("microvm");
 }
 
 #[test]
-#[ignore = "needs the file syscalls and Process::mount (issue 4 item 3, landing from the files work)"]
 fn persistence_pc() {
     persistence("pc");
 }
 
 #[test]
-#[ignore = "needs the file syscalls and Process::mount (issue 4 item 3, landing from the files work)"]
 fn read_only_volume_writes_fail_with_erofs() {
     let dir = tmpdir("erofs");
     let src = dir.join("src");

@@ -235,16 +235,3 @@ pub fn with_device<R>(dev: usize, f: impl FnOnce(&mut BlockDevice) -> Result<R, 
     let mut devices = DEVICES.lock();
     f(devices.get_mut(dev).ok_or(Errno::ENODEV)?)
 }
-
-/// Flushes every writable device (at exit). Returns the first error.
-pub fn flush_all() -> Result<(), Errno> {
-    let mut result = Ok(());
-    for d in DEVICES.lock().iter_mut() {
-        if let Err(e) = d.flush()
-            && result.is_ok()
-        {
-            result = Err(e);
-        }
-    }
-    result
-}
