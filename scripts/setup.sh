@@ -19,6 +19,16 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v go >/dev/null 2>&1 || need+=(golang-go)
 # gcc -static needs glibc's libc.a.
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+# The sqlite3 volume test builds sqlite's amalgamation from Debian's source package.
+command -v tclsh >/dev/null 2>&1 || need+=(tcl)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v xz >/dev/null 2>&1 || need+=(xz-utils)
+sources=/etc/apt/sources.list.d/debian.sources
+if [ -f "$sources" ] && grep -q '^Types: deb$' "$sources"; then
+    echo "setup: enabling deb-src in $sources (apt-get source sqlite3)" >&2
+    $SUDO sed -i 's/^Types: deb$/Types: deb deb-src/' "$sources"
+    $SUDO apt-get update -qq
+fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
