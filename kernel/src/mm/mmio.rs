@@ -11,8 +11,9 @@ use x86_64::structures::paging::PageTableFlags as F;
 use super::frames::FRAME_SIZE;
 use super::phys_to_virt;
 
-/// Start of the MMIO window (a PML4 slot of its own in the kernel half).
-const MMIO_WINDOW: u64 = 0xffff_c000_0000_0000;
+/// Start of the MMIO window (a PML4 slot of its own in the kernel half, apart from the
+/// direct map, the heap at `heap::HEAP_BASE` and the kernel image).
+const MMIO_WINDOW: u64 = 0xffff_d000_0000_0000;
 const MMIO_WINDOW_END: u64 = MMIO_WINDOW + (1 << 39);
 
 static NEXT_VA: AtomicU64 = AtomicU64::new(MMIO_WINDOW);
