@@ -163,3 +163,29 @@ fn rootfs_errors_name_the_option() {
     assert_eq!(out.status, Some(125), "{out:?}");
     assert!(out.stderr.contains("-f"), "{out:?}");
 }
+
+/// One tmpfs file of 60% of a 128 MiB guest's RAM, written, read back and checked (tmpfs
+/// stores files in chunks: a single contiguous buffer failed with ENOSPC at about a third of
+/// RAM, when growing it needed the old and the new copy at once), then a 1 TiB hole on top.
+#[test]
+fn tmpfs_file_of_60_percent_of_ram() {
+    let prog = program("tmpfs_big_file", Flavour::MuslStatic);
+    let out = bake_cmd(&[
+        "run",
+        "--timeout",
+        "300",
+        "--mem",
+        "128M",
+        prog.to_str().unwrap(),
+        "--",
+        "60",
+        "/tmp",
+    ]);
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{out:?}");
+    assert!(lines[0].starts_with("big: ") && lines[0].contains(" MiB of "), "{out:?}");
+    let mib: u64 = lines[0]["big: ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!(mib >= 70, "60% of 128 MiB is at least 70 MiB of what the guest sees: {out:?}");
+    assert_eq!(lines[1], "big: ok", "{out:?}");
+}

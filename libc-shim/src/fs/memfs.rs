@@ -1,13 +1,15 @@
 //! An in-memory filesystem: tmpfs, devfs, and the writable root filesystem.
 //!
 //! A regular file's bytes are either borrowed from `'static` memory (the rootfs archive in the
-//! image, the app's ELF: served in place, never copied) or owned. The first write to a borrowed
+//! image, the app's ELF: served in place, never copied) or owned, in 64 KiB chunks ([`Chunks`]:
+//! a file grows without being copied and holes take no memory). The first write to a borrowed
 //! file copies it into owned memory (copy-up); everything else about the tree (names,
 //! attributes, links) is always in memory. That is the rootfs's "read-only archive with a
 //! writable overlay": the archive's data is never written, and every change lives in memory
 //! until the VM ends.
 
 use alloc::collections::BTreeMap;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use spin::Mutex;
@@ -22,26 +24,159 @@ use crate::errno::Errno;
 #[derive(Debug, Clone)]
 enum Data {
     Static(&'static [u8]),
-    Owned(Vec<u8>),
+    Owned(Chunks),
 }
 
 impl Data {
-    fn bytes(&self) -> &[u8] {
+    fn len(&self) -> u64 {
         match self {
-            Data::Static(b) => b,
-            Data::Owned(v) => v,
+            Data::Static(b) => b.len() as u64,
+            Data::Owned(c) => c.len,
         }
     }
 
-    /// The owned bytes, copying borrowed ones first.
-    fn owned(&mut self) -> &mut Vec<u8> {
+    /// The owned bytes, copying borrowed ones first (`ENOSPC` if memory runs out).
+    fn owned(&mut self) -> Result<&mut Chunks, Errno> {
         if let Data::Static(b) = *self {
-            *self = Data::Owned(b.to_vec());
+            *self = Data::Owned(Chunks::from_bytes(b)?);
         }
         match self {
-            Data::Owned(v) => v,
+            Data::Owned(c) => Ok(c),
             Data::Static(_) => unreachable!("converted above"),
         }
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> usize {
+        match self {
+            Data::Static(b) => {
+                let Ok(start) = usize::try_from(offset) else {
+                    return 0;
+                };
+                if start >= b.len() {
+                    return 0;
+                }
+                let n = buf.len().min(b.len() - start);
+                buf[..n].copy_from_slice(&b[start..start + n]);
+                n
+            }
+            Data::Owned(c) => c.read(offset, buf),
+        }
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0u8; self.len() as usize];
+        let n = self.read(0, &mut v);
+        v.truncate(n);
+        v
+    }
+}
+
+/// Bytes of an owned file, in chunks of [`CHUNK`] bytes: a file grows without ever being
+/// copied whole (so one file can use nearly all free memory, not a third of it), and a range
+/// never written (a hole left by `ftruncate` or a write past the end) takes no memory.
+///
+/// Chunk `i` holds bytes `[i * CHUNK, i * CHUNK + v.len())`; everything else below `len`
+/// reads as zeroes, whether its chunk is absent (a hole) or shorter than `CHUNK` (a small
+/// file's only chunk grows as needed instead of taking 64 KiB at once). Bytes past `len` are
+/// never stored, so growing a file shows zeroes there.
+#[derive(Debug, Clone, Default)]
+struct Chunks {
+    len: u64,
+    chunks: BTreeMap<u64, Vec<u8>>,
+    /// Sum of the chunks' lengths (for `st_blocks` and statfs).
+    stored: u64,
+}
+
+/// Bytes per chunk of an owned file.
+const CHUNK: usize = 64 * 1024;
+
+/// Largest file size, as Linux's `MAX_LFS_FILESIZE` (holes cost nothing, so only the offset
+/// arithmetic limits it).
+const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+
+impl Chunks {
+    fn from_bytes(b: &[u8]) -> Result<Self, Errno> {
+        let mut c = Chunks::default();
+        c.write(0, b)?;
+        Ok(c)
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> usize {
+        if offset >= self.len {
+            return 0;
+        }
+        let n = buf.len().min((self.len - offset).min(usize::MAX as u64) as usize);
+        let buf = &mut buf[..n];
+        let mut done = 0;
+        while done < n {
+            let pos = offset + done as u64;
+            let (index, within) = (pos / CHUNK as u64, (pos % CHUNK as u64) as usize);
+            let take = (CHUNK - within).min(n - done);
+            let out = &mut buf[done..done + take];
+            let stored = self.chunks.get(&index).map_or(&[][..], |v| v.as_slice());
+            let have = stored.len().saturating_sub(within).min(take);
+            if have > 0 {
+                out[..have].copy_from_slice(&stored[within..within + have]);
+            }
+            out[have..].fill(0);
+            done += take;
+        }
+        n
+    }
+
+    /// Writes `data` at `offset`; `ENOSPC` when memory runs out before any byte is stored,
+    /// else the bytes stored (short when it runs out midway).
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<usize, Errno> {
+        let mut done = 0;
+        while done < data.len() {
+            let pos = offset + done as u64;
+            let (index, within) = (pos / CHUNK as u64, (pos % CHUNK as u64) as usize);
+            let take = (CHUNK - within).min(data.len() - done);
+            let v = self.chunks.entry(index).or_default();
+            let need = within + take;
+            if v.len() < need {
+                // Grow by doubling up to a whole chunk: appends copy little, small files
+                // stay small.
+                if v.capacity() < need {
+                    let want = need.max(v.capacity() * 2).min(CHUNK);
+                    if v.try_reserve_exact(want - v.len()).is_err() {
+                        if v.is_empty() {
+                            self.chunks.remove(&index);
+                        }
+                        break;
+                    }
+                }
+                self.stored += (need - v.len()) as u64;
+                v.resize(need, 0);
+            }
+            v[within..need].copy_from_slice(&data[done..done + take]);
+            done += take;
+        }
+        if done == 0 && !data.is_empty() {
+            return Err(Errno::ENOSPC);
+        }
+        self.len = self.len.max(offset + done as u64);
+        Ok(done)
+    }
+
+    /// Truncates or extends (with a hole, which takes no memory).
+    fn set_len(&mut self, len: u64) {
+        if len < self.len {
+            let first_gone = len.div_ceil(CHUNK as u64);
+            for (_, v) in self.chunks.split_off(&first_gone) {
+                self.stored -= v.len() as u64;
+            }
+            let within = (len % CHUNK as u64) as usize;
+            if within != 0
+                && let Some(v) = self.chunks.get_mut(&(len / CHUNK as u64))
+                && v.len() > within
+            {
+                self.stored -= (v.len() - within) as u64;
+                v.truncate(within);
+                v.shrink_to_fit();
+            }
+        }
+        self.len = len;
     }
 }
 
@@ -99,7 +234,7 @@ impl MemFs {
                     gid: 0,
                 },
                 ROOT,
-                Data::Owned(Vec::new()),
+                Data::Owned(Chunks::default()),
             ),
         );
         MemFs {
@@ -233,10 +368,14 @@ impl MemFs {
             return Err(Errno::EEXIST);
         }
         let (kind, data, rdev) = match node {
-            NewNode::Regular => (FileType::Regular, Data::Owned(Vec::new()), 0),
-            NewNode::Directory => (FileType::Directory, Data::Owned(Vec::new()), 0),
-            NewNode::Symlink { target } => (FileType::Symlink, Data::Owned(target.to_vec()), 0),
-            NewNode::Special { kind, rdev } => (kind, Data::Owned(Vec::new()), rdev),
+            NewNode::Regular => (FileType::Regular, Data::Owned(Chunks::default()), 0),
+            NewNode::Directory => (FileType::Directory, Data::Owned(Chunks::default()), 0),
+            NewNode::Symlink { target } => (
+                FileType::Symlink,
+                Data::Owned(Chunks::from_bytes(target)?),
+                0,
+            ),
+            NewNode::Special { kind, rdev } => (kind, Data::Owned(Chunks::default()), rdev),
         };
         let ino = inner.add(dir, name, kind, owner, data);
         inner.nodes.get_mut(&ino).expect("just added").rdev = rdev;
@@ -362,7 +501,7 @@ impl Filesystem for MemFs {
         let inner = self.inner.lock();
         let n = inner.node(ino)?;
         let size = match n.kind {
-            FileType::Regular | FileType::Symlink => n.data.bytes().len() as u64,
+            FileType::Regular | FileType::Symlink => n.data.len(),
             FileType::Directory => 4096,
             _ => 0,
         };
@@ -374,10 +513,9 @@ impl Filesystem for MemFs {
             uid: n.uid,
             gid: n.gid,
             size,
-            blocks: if matches!(n.data, Data::Owned(_)) {
-                size.div_ceil(4096) * 8
-            } else {
-                size.div_ceil(512)
+            blocks: match &n.data {
+                Data::Owned(c) => c.stored.div_ceil(4096) * 8,
+                Data::Static(_) => size.div_ceil(512),
             },
             block_size: 4096,
             rdev: n.rdev,
@@ -442,46 +580,31 @@ impl Filesystem for MemFs {
             FileType::Directory => return Err(Errno::EISDIR),
             _ => return Err(Errno::EINVAL),
         }
-        let data = n.data.bytes();
-        let Ok(start) = usize::try_from(offset) else {
-            return Ok(0);
-        };
-        if start >= data.len() {
-            return Ok(0);
-        }
-        let len = buf.len().min(data.len() - start);
-        buf[..len].copy_from_slice(&data[start..start + len]);
-        Ok(len)
+        Ok(n.data.read(offset, buf))
     }
 
     fn write_at(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<usize, Errno> {
         self.writable()?;
         let mut inner = self.inner.lock();
         let n = inner.file_mut(ino)?;
-        let start = usize::try_from(offset).map_err(|_| Errno::EFBIG)?;
-        let end = start.checked_add(data.len()).ok_or(Errno::EFBIG)?;
-        let v = n.data.owned();
-        if v.len() < end {
-            v.try_reserve(end - v.len()).map_err(|_| Errno::ENOSPC)?;
-            v.resize(end, 0);
-        }
-        v[start..end].copy_from_slice(data);
-        Ok(data.len())
+        offset
+            .checked_add(data.len() as u64)
+            .filter(|&end| end <= MAX_FILE_SIZE)
+            .ok_or(Errno::EFBIG)?;
+        n.data.owned()?.write(offset, data)
     }
 
     fn set_len(&self, ino: Ino, len: u64) -> Result<(), Errno> {
         self.writable()?;
         let mut inner = self.inner.lock();
         let n = inner.file_mut(ino)?;
-        let len = usize::try_from(len).map_err(|_| Errno::EFBIG)?;
-        if len == n.data.bytes().len() {
+        if len > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
+        if len == n.data.len() {
             return Ok(());
         }
-        let v = n.data.owned();
-        if len > v.len() {
-            v.try_reserve(len - v.len()).map_err(|_| Errno::ENOSPC)?;
-        }
-        v.resize(len, 0);
+        n.data.owned()?.set_len(len);
         Ok(())
     }
 
@@ -610,7 +733,7 @@ impl Filesystem for MemFs {
         if n.kind != FileType::Symlink {
             return Err(Errno::EINVAL);
         }
-        Ok(n.data.bytes().to_vec())
+        Ok(n.data.to_vec())
     }
 
     fn set_attr(&self, ino: Ino, attr: &SetAttr) -> Result<(), Errno> {
@@ -651,7 +774,7 @@ impl Filesystem for MemFs {
             .nodes
             .values()
             .map(|n| match &n.data {
-                Data::Owned(v) => (v.len() as u64).div_ceil(4096),
+                Data::Owned(c) => c.stored.div_ceil(4096),
                 Data::Static(_) => 0,
             })
             .sum();
@@ -680,5 +803,150 @@ impl Filesystem for MemFs {
                 inner.nodes.remove(&ino);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWNER: Owner = Owner {
+        perm: 0o644,
+        uid: 0,
+        gid: 0,
+    };
+
+    fn file(fs: &MemFs) -> Ino {
+        fs.create(1, b"f", NewNode::Regular, OWNER).unwrap()
+    }
+
+    fn read_all(fs: &MemFs, ino: Ino) -> Vec<u8> {
+        let mut buf = vec![0u8; fs.metadata(ino).unwrap().size as usize + 7];
+        let n = fs.read_at(ino, 0, &mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) | 1)
+            .collect()
+    }
+
+    #[test]
+    fn writes_across_chunks_read_back_like_a_flat_buffer() {
+        let fs = MemFs::new("tmpfs", TMPFS_MAGIC);
+        let ino = file(&fs);
+        let mut model = Vec::new();
+        let writes = [
+            (0usize, 100usize),
+            (CHUNK - 10, 20),
+            (3 * CHUNK + 5, 2 * CHUNK + 1),
+            (50, CHUNK),
+            (7 * CHUNK, 1),
+        ];
+        for (k, &(off, len)) in writes.iter().enumerate() {
+            let data = pattern(len, k as u8);
+            assert_eq!(fs.write_at(ino, off as u64, &data).unwrap(), len);
+            if model.len() < off + len {
+                model.resize(off + len, 0);
+            }
+            model[off..off + len].copy_from_slice(&data);
+            assert_eq!(read_all(&fs, ino), model, "after writing {len} at {off}");
+        }
+        // Reads that start and end inside chunks and holes.
+        for (off, len) in [(CHUNK as u64 - 3, 9usize), (2 * CHUNK as u64 + 1, CHUNK + 2)] {
+            let mut buf = vec![0xAAu8; len];
+            assert_eq!(fs.read_at(ino, off, &mut buf).unwrap(), len);
+            assert_eq!(buf, model[off as usize..off as usize + len]);
+        }
+        let mut buf = [0u8; 4];
+        assert_eq!(fs.read_at(ino, model.len() as u64, &mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn holes_take_no_memory_and_read_as_zeroes() {
+        let fs = MemFs::new("tmpfs", TMPFS_MAGIC);
+        let ino = file(&fs);
+        fs.set_len(ino, 1 << 40).unwrap();
+        let md = fs.metadata(ino).unwrap();
+        assert_eq!((md.size, md.blocks), (1 << 40, 0), "a 1 TiB hole is free");
+        fs.write_at(ino, (1 << 39) + 3, b"xyz").unwrap();
+        assert_eq!(fs.metadata(ino).unwrap().blocks, 8, "one 4 KiB block for 3 bytes");
+        let mut buf = [1u8; 8];
+        fs.read_at(ino, (1 << 39) + 1, &mut buf).unwrap();
+        assert_eq!(&buf, b"\0\0xyz\0\0\0");
+        assert_eq!(
+            fs.write_at(ino, u64::MAX - 1, b"ab"),
+            Err(Errno::EFBIG),
+            "past MAX_LFS_FILESIZE"
+        );
+        assert_eq!(fs.set_len(ino, u64::MAX), Err(Errno::EFBIG));
+    }
+
+    #[test]
+    fn truncate_then_extend_shows_zeroes_not_old_bytes() {
+        let fs = MemFs::new("tmpfs", TMPFS_MAGIC);
+        let ino = file(&fs);
+        let data = pattern(3 * CHUNK, 9);
+        fs.write_at(ino, 0, &data).unwrap();
+        for cut in [2 * CHUNK + 100, CHUNK, 10, 0] {
+            fs.set_len(ino, cut as u64).unwrap();
+            fs.set_len(ino, 3 * CHUNK as u64).unwrap();
+            let mut want = data[..cut].to_vec();
+            want.resize(3 * CHUNK, 0);
+            assert_eq!(read_all(&fs, ino), want, "cut at {cut}");
+            fs.write_at(ino, 0, &data).unwrap();
+        }
+        fs.set_len(ino, 0).unwrap();
+        assert_eq!(fs.metadata(ino).unwrap().blocks, 0);
+        assert_eq!(
+            fs.stats().blocks,
+            fs.stats().blocks_free,
+            "nothing stored any more"
+        );
+    }
+
+    #[test]
+    fn small_files_stay_small() {
+        let fs = MemFs::new("tmpfs", TMPFS_MAGIC);
+        let ino = file(&fs);
+        for k in 0..10u8 {
+            fs.write_at(ino, u64::from(k) * 10, &[k; 10]).unwrap();
+        }
+        let Data::Owned(c) = &fs.inner.lock().nodes[&ino].data else {
+            panic!("owned")
+        };
+        assert_eq!(c.stored, 100);
+        assert!(
+            c.chunks[&0].capacity() < 1024,
+            "capacity {}",
+            c.chunks[&0].capacity()
+        );
+    }
+
+    #[test]
+    fn borrowed_files_copy_up_on_first_write() {
+        static BYTES: [u8; 100_000] = [7; 100_000];
+        let fs = MemFs::new("rootfs", RAMFS_MAGIC);
+        let ino = fs
+            .insert_static(b"/bin/app", &BYTES, OWNER, Timestamp::default())
+            .unwrap();
+        assert!(fs.is_borrowed(ino));
+        fs.write_at(ino, 99_999, b"!").unwrap();
+        assert!(!fs.is_borrowed(ino));
+        let got = read_all(&fs, ino);
+        assert_eq!(got.len(), 100_000);
+        assert!(got[..99_999].iter().all(|&b| b == 7) && got[99_999] == b'!');
+    }
+
+    #[test]
+    fn symlink_targets_round_trip() {
+        let fs = MemFs::new("tmpfs", TMPFS_MAGIC);
+        let ino = fs
+            .create(1, b"l", NewNode::Symlink { target: b"/a/b" }, OWNER)
+            .unwrap();
+        assert_eq!(fs.readlink(ino).unwrap(), b"/a/b");
+        assert_eq!(fs.metadata(ino).unwrap().size, 4);
     }
 }
