@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up, builds bake, bakes a demo app into an image and boots it under QEMU.
-# The demo app is, for now, tests/c/hello.c built as a static musl binary.
+# Sets up, builds bake, bakes a demo app into an image and boots it under QEMU, then builds a
+# packaged app from its recipe (packages/lua: Lua 5.4 from Debian's source, static with
+# musl) and boots it, checking what it prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,20 @@ run() {
     echo "+ $*" >&2
     "$@"
 }
-run target/release/bake build "$out/hello" -o "$out/hello.img"
-run target/release/bake inspect "$out/hello.img"
-run target/release/bake run "$out/hello.img"
+bake=target/release/bake
+run $bake build "$out/hello" -o "$out/hello.img"
+run $bake inspect "$out/hello.img"
+run $bake run "$out/hello.img"
+
+# A packaged app: built once (about half a minute), then cached.
+run $bake pkg list
+run $bake pkg build lua
+run $bake pkg run lua
+echo "+ $bake pkg run lua -- -e 'print(6 * 7)'" >&2
+answer=$($bake pkg run lua -- -e 'print(6 * 7)' 2>/dev/null)
+if [ "$answer" != 42 ]; then
+    echo "demo: lua under Kiln printed '$answer', expected 42" >&2
+    exit 1
+fi
+echo "$answer"
+run $bake pkg test lua

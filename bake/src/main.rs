@@ -9,6 +9,7 @@ mod baking;
 mod boot_image;
 mod inspect;
 mod logger;
+mod pkg;
 mod protocol;
 mod qemu;
 mod rootfs;
@@ -81,6 +82,8 @@ enum Cmd {
     /// Make and read persistent volumes (FAT32 disk images for `bake run -v`)
     #[command(subcommand)]
     Volume(VolumeCmd),
+    /// Build, run and test packaged apps from recipes (packages/NAME/recipe.toml)
+    Pkg(pkg::PkgArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,8 +120,11 @@ enum VolumeCmd {
 #[derive(Debug, Args)]
 struct BuildArgs {
     /// The program: a static (or static-PIE) x86_64 Linux ELF
-    #[arg(value_name = "ELF")]
-    elf: PathBuf,
+    #[arg(value_name = "ELF", required_unless_present = "recipe")]
+    elf: Option<PathBuf>,
+    /// Bake a recipe's program instead (built first if needed), with its run defaults
+    #[arg(long, value_name = "NAME", conflicts_with = "elf")]
+    recipe: Option<String>,
     /// Where to write the image
     #[arg(short, long, value_name = "IMAGE")]
     output: PathBuf,
@@ -290,6 +296,7 @@ fn main() {
     };
     let verbosity = match &cli.command {
         Cmd::Run(run) => run.verbose,
+        Cmd::Pkg(pkg) => pkg.verbosity(),
         _ => 0,
     };
     logger::init(verbosity);
@@ -348,25 +355,32 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             volume::ls(&image, &path, &mut std::io::stdout().lock())
         }
         Cmd::Volume(VolumeCmd::Get { image, guest, host }) => volume::get(&image, &guest, &host),
+        Cmd::Pkg(args) => pkg::main(args),
     }
 }
 
 fn build(args: BuildArgs) -> anyhow::Result<u8> {
+    let Some(elf_path) = &args.elf else {
+        let name = args.recipe.as_deref().unwrap_or_default();
+        let image = pkg::build_image(name, &args.kernel, args.arg0.as_ref(), &args.args, &args.env.env, &args.files)?;
+        write_output(&args.output, &image)?;
+        return Ok(0);
+    };
     let kernel = args.kernel.load()?;
-    let elf = baking::read_input(&args.elf)?;
-    if baking::find_image(&args.elf, &elf)?.is_some() {
+    let elf = baking::read_input(elf_path)?;
+    if baking::find_image(elf_path, &elf)?.is_some() {
         return Err(Fail::new(
             exit_codes::CANNOT_RUN,
-            format!("{} is already a Kiln image", args.elf.display()),
+            format!("{} is already a Kiln image", elf_path.display()),
             "give the program's ELF, or run the image with bake run",
         )
         .into());
     }
-    baking::check_app(&args.elf, &elf)?;
+    baking::check_app(elf_path, &elf)?;
     let rootfs = args.files.pack()?;
     let image = baking::bake_app(
         &kernel,
-        &args.elf,
+        elf_path,
         &elf,
         args.arg0.as_ref(),
         &args.args,
@@ -476,7 +490,7 @@ mod tests {
         ])
         .unwrap();
         let Cmd::Build(b) = cli.command else { panic!() };
-        assert_eq!(b.elf, PathBuf::from("hello"));
+        assert_eq!(b.elf, Some(PathBuf::from("hello")));
         assert_eq!(b.output, PathBuf::from("h.img"));
         assert_eq!(b.env.env, vec![EnvVar("A=1".into()), EnvVar("B=2".into())]);
         assert_eq!(b.arg0, Some("hi".into()));

@@ -1,0 +1,3 @@
+module kiln.pkg/go-http
+
+go 1.19
