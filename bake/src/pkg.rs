@@ -121,8 +121,11 @@ pub fn main(args: PkgArgs) -> anyhow::Result<u8> {
     match args.command {
         PkgCmd::List => list(&registry, &cache),
         PkgCmd::Build { name, output } => {
+            let recipe = match output {
+                Some(_) => program_recipe(&registry, &name)?,
+                None => registry.get(&name).map_err(recipe_error)?,
+            };
             let built = build(&registry, &name, &cache)?;
-            let recipe = registry.get(&name).map_err(recipe_error)?;
             let last = built.last().context("nothing built")?;
             match &last.program {
                 Some(p) => println!("{}", p.display()),
@@ -164,10 +167,27 @@ pub fn build_image(
 ) -> anyhow::Result<Vec<u8>> {
     let registry = load_registry(None)?;
     let cache = Cache::from_env()?;
+    let recipe = program_recipe(&registry, name)?;
     let built = build(&registry, name, &cache)?;
-    let recipe = registry.get(name).map_err(recipe_error)?;
     let last = built.last().context("nothing built")?;
     image(recipe, last, &kernel.load()?, arg0, args, env, files)
+}
+
+fn not_a_program(recipe: &Recipe) -> Fail {
+    Fail::new(
+        exit_codes::CANNOT_RUN,
+        format!("{} is a library (its recipe has no build.program)", recipe.name()),
+        "give a recipe that makes a program (bake pkg list)",
+    )
+}
+
+/// The named recipe, which must make a program (checked before anything is built).
+fn program_recipe<'a>(registry: &'a Registry, name: &str) -> anyhow::Result<&'a Recipe> {
+    let recipe = registry.get(name).map_err(recipe_error)?;
+    if !recipe.is_program() {
+        return Err(not_a_program(recipe).into());
+    }
+    Ok(recipe)
 }
 
 fn recipe_error(e: RecipeError) -> anyhow::Error {
@@ -247,13 +267,10 @@ fn image(
     env: &[EnvVar],
     files: &FilesArgs,
 ) -> anyhow::Result<Vec<u8>> {
-    let program = built.program.as_ref().ok_or_else(|| {
-        Fail::new(
-            exit_codes::CANNOT_RUN,
-            format!("{} is a library (its recipe has no build.program)", recipe.name()),
-            "run a recipe that makes a program (bake pkg list)",
-        )
-    })?;
+    let program = built
+        .program
+        .as_ref()
+        .ok_or_else(|| not_a_program(recipe))?;
     let elf = baking::read_input(program)?;
     baking::check_app(program, &elf)?;
     let args: Vec<OsString> = if args.is_empty() {
@@ -414,8 +431,8 @@ fn default_volumes(
 }
 
 fn pkg_run(registry: &Registry, cache: &Cache, run: PkgRunArgs) -> anyhow::Result<u8> {
+    let recipe = program_recipe(registry, &run.name)?;
     let built = build(registry, &run.name, cache)?;
-    let recipe = registry.get(&run.name).map_err(recipe_error)?;
     let last = built.last().context("nothing built")?;
     let image = image(
         recipe,

@@ -181,7 +181,10 @@ fn build_one(
         .env("RECIPE", &recipe.dir)
         .env("CC", "musl-gcc")
         .env("JOBS", jobs.to_string())
-        .env("TOOL_CACHE", cache.sub("tool-cache")?);
+        .env("TOOL_CACHE", cache.sub("tool-cache")?)
+        // A cache inside a git checkout must not make builds see that repository (redis
+        // records the commit it finds).
+        .env("GIT_CEILING_DIRECTORIES", &work);
     for dep in deps {
         cmd.env(dep_var(&dep.name), dep.prefix());
     }

@@ -207,7 +207,10 @@ impl SmokeTest {
                 expect_stdout,
                 expect_status,
                 ..
-            } => format!("exec {args:?} expect stdout {expect_stdout:?} status {expect_status}"),
+            } => format!(
+                "exec {args:?} expect status {expect_status} and {} line(s) of stdout",
+                expect_stdout.lines().count()
+            ),
         }
     }
 }
