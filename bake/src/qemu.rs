@@ -220,7 +220,7 @@ impl Network {
         };
         let device = match machine {
             Machine::Microvm => "virtio-net-device,netdev=n0",
-            Machine::Pc | Machine::Q35 => "virtio-net-pci,netdev=n0",
+            Machine::Pc | Machine::Q35 => "virtio-net-pci,netdev=n0,disable-legacy=on,romfile=",
         };
         vec!["-netdev".into(), netdev, "-device".into(), device.into()]
     }
@@ -665,7 +665,7 @@ mod tests {
             "-netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:127.0.0.1:5353-:53 \
              -device virtio-net-device,netdev=n0"
         );
-        assert!(net.qemu_args(Machine::Q35).join(" ").ends_with("-device virtio-net-pci,netdev=n0"));
+        assert!(net.qemu_args(Machine::Q35).join(" ").ends_with("-device virtio-net-pci,netdev=n0,disable-legacy=on,romfile="));
         assert_eq!(net.cmdline(), " kiln.ip=10.0.2.15/24 kiln.gw=10.0.2.2");
         let tap = Network { backend: NetBackend::Tap("tap0".into()), ports: vec![], ip: None, gateway: None };
         assert_eq!(tap.qemu_args(Machine::Pc)[1], "tap,id=n0,ifname=tap0,script=no,downscript=no");

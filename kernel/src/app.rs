@@ -11,7 +11,7 @@ use libc_shim::{Errno, Platform, Prot};
 use spin::{Mutex, Once};
 
 use crate::arch::x86_64::cpu::{self, Features, MSR_FS_BASE, read_msr, write_msr};
-use crate::drivers::virtio::blk;
+use crate::drivers::virtio::{self, blk};
 use crate::drivers::{clock, exit, lapic, serial};
 use crate::mm::frames::{FRAME_SIZE, FrameAllocator};
 use crate::mm::paging::AddressSpace;
@@ -193,6 +193,22 @@ impl Platform for KernelPlatform {
         with_memory(|m| (m.frames.total_frames * FRAME_SIZE, m.frames.free_frames * FRAME_SIZE))
     }
 
+    fn net_mac(&self) -> Option<[u8; 6]> {
+        virtio::net::mac()
+    }
+
+    fn net_frame_max(&self) -> usize {
+        virtio::net::FRAME_MAX
+    }
+
+    fn net_transmit(&self, frame: &[u8]) -> Result<(), Errno> {
+        virtio::net::transmit(frame)
+    }
+
+    fn net_receive(&self, buf: &mut [u8]) -> Option<usize> {
+        virtio::net::receive(buf)
+    }
+
     fn block_device_count(&self) -> usize {
         blk::count()
     }
@@ -330,5 +346,7 @@ pub fn start(payload: &'static [u8], cmdline: &str) -> ! {
         crate::boot_error(format_args!("network settings: {e}"));
     }
     *APP.lock() = Some(App { process, elf: payload.app_elf, load_bias: loaded.load_bias });
+    // Bring the network interface up (ARP, DHCP) before the app runs.
+    with_process(|p| p.net_poll(&KernelPlatform, clock::monotonic_ns()));
     crate::sched::start(Process::PID, loaded.entry, loaded.stack_pointer)
 }

@@ -23,12 +23,14 @@ use crate::arch::x86_64::fpu::FpuArea;
 use crate::arch::x86_64::interrupts::TrapFrame;
 use crate::arch::x86_64::resume::resume_user;
 use crate::arch::x86_64::syscall::SyscallFrame;
-use crate::drivers::{clock, exit, lapic};
+use crate::drivers::{clock, exit, lapic, virtio};
 
 /// How soon the timer fires again when it interrupted kernel code.
 const RETRY_NS: u64 = 100_000;
 /// Length of a time slice.
 const SLICE_NS: u64 = 10_000_000;
+/// How often a network device without a usable interrupt is polled.
+const NET_POLL_NS: u64 = 1_000_000;
 /// Length of the `syscall` instruction: a blocked call is re-run from `rip - 2`.
 const SYSCALL_INSN_LEN: u64 = 2;
 
@@ -273,8 +275,9 @@ fn deliver(tid: Tid, regs: &mut UserRegs, syscall: Option<u64>) {
     }
 }
 
-/// Times out blocked threads whose deadline passed and fires the process's timers.
-fn poll_time(now: u64) {
+/// Times out blocked threads whose deadline passed, fires the process's timers and runs the
+/// network stack when a frame arrived or its timers are due. True when a thread was woken.
+fn poll_time(now: u64) -> bool {
     let expired = SCHED.lock().expired(now);
     let woken = app::with_process(|p| {
         for &tid in &expired {
@@ -284,7 +287,7 @@ fn poll_time(now: u64) {
             p.run_timers(now);
         }
         // The network stack's own timers (retransmits, delayed ACKs, TIME_WAIT, DHCP).
-        if p.net_poll_at(now).is_some_and(|d| d <= now) {
+        if virtio::net::take_pending() || p.net_poll_at(now).is_some_and(|d| d <= now) {
             p.net_poll(&KernelPlatform, now);
         }
         p.take_woken()
@@ -299,6 +302,7 @@ fn poll_time(now: u64) {
         }
     }
     s.make_runnable(&woken);
+    !woken.is_empty()
 }
 
 /// Arms the APIC timer for the next thing that needs the CPU's attention.
@@ -315,6 +319,10 @@ fn arm_timer(now: u64) {
     if s.current.is_some() && !s.run_queue.is_empty() {
         let slice_end = s.since + SLICE_NS;
         next = Some(next.map_or(slice_end, |n| n.min(slice_end)));
+    }
+    if virtio::net::polled() {
+        let poll = now + NET_POLL_NS;
+        next = Some(next.map_or(poll, |n| n.min(poll)));
     }
     drop(s);
     match next {
@@ -500,6 +508,29 @@ pub fn timer_interrupt(frame: &mut TrapFrame) {
         deliver(tid, &mut regs, None);
         arm_timer(now);
         resume_user(&regs);
+    }
+    arm_timer(now);
+}
+
+/// A device interrupt that may make threads runnable (network frames arrived; the driver
+/// raised its pending flag). In app code: run the stack now and give the CPU to a woken
+/// thread. In kernel code (the idle loop, a device wait, the last instructions of the syscall
+/// return path) the flag is picked up by the next [`poll_time`]: the idle loop runs it at once,
+/// the others get a timer shortly, as [`timer_interrupt`] does.
+pub fn device_interrupt(frame: &mut TrapFrame) {
+    if frame.rip >= libc_shim::mm::layout::USER_END {
+        lapic::arm_oneshot(RETRY_NS);
+        return;
+    }
+    let now = clock::monotonic_ns();
+    let woken = poll_time(now);
+    let preempt = woken && {
+        let s = SCHED.lock();
+        s.current.is_some() && !s.run_queue.is_empty()
+    };
+    if preempt {
+        park_current(regs_from_trap(frame), State::Runnable, now);
+        schedule();
     }
     arm_timer(now);
 }

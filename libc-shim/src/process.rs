@@ -135,6 +135,9 @@ pub struct Thread {
     pub(crate) nice: i32,
     /// sched_setaffinity's mask (bytes, CPU 0 in bit 0); `None`: every CPU.
     pub(crate) affinity: Option<Vec<u8>>,
+    /// Bytes a blocking stream send has already queued while it waits for room for the rest
+    /// (Linux's blocking send transfers everything unless a signal or timeout intervenes).
+    pub(crate) send_progress: usize,
 }
 
 impl Thread {
@@ -152,6 +155,7 @@ impl Thread {
             cpu_ns: 0,
             nice: 0,
             affinity: None,
+            send_progress: 0,
         }
     }
 }

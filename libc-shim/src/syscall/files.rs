@@ -288,6 +288,11 @@ pub fn sys_write<P: Platform>(
     len: usize,
 ) -> Result<Reply, Errno> {
     let d = desc(ctx, fd)?;
+    if crate::net::socket_of(&*d.file).is_some() {
+        // A socket's write is send(): a stream socket's blocking write queues everything.
+        let iov = [Iovec { base: buf.addr(), len: len.min(MAX_RW_COUNT) as u64 }];
+        return super::socket::send_iov(ctx, fd, &iov, super::socket::MsgFlags::empty(), None);
+    }
     let r = write_from(ctx, &d, buf.addr(), len, None);
     after_write(ctx, &d, r)
 }
@@ -385,6 +390,10 @@ fn writev_at<P: Platform>(
     offset: Option<i64>,
 ) -> Result<Reply, Errno> {
     let d = desc(ctx, fd)?;
+    if offset.is_none() && crate::net::socket_of(&*d.file).is_some() {
+        let iov = iovecs(ctx, iov, count)?;
+        return super::socket::send_iov(ctx, fd, &iov, super::socket::MsgFlags::empty(), None);
+    }
     let mut pos = match offset {
         Some(o) => Some(positional(&d, o)?),
         None => None,

@@ -264,17 +264,24 @@ pub fn sys_connect<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, addr: UserPtr<u8>,
 }
 
 /// Copies app buffers into one staging buffer (at most `cap` bytes).
-fn gather<P: Platform>(ctx: &Ctx<'_, P>, iov: &[Iovec], cap: usize) -> Result<Vec<u8>, Errno> {
+/// Copies up to `cap` bytes of the app buffers `iov`, starting `skip` bytes in.
+fn gather<P: Platform>(ctx: &Ctx<'_, P>, iov: &[Iovec], mut skip: usize, cap: usize) -> Result<Vec<u8>, Errno> {
     let total: usize = iov.iter().map(|v| v.len as usize).sum();
-    let mut out = vec![0u8; total.min(cap)];
+    let mut out = vec![0u8; total.saturating_sub(skip).min(cap)];
     let mut done = 0;
     for v in iov {
         if done == out.len() {
             break;
         }
-        let n = (v.len as usize).min(out.len() - done);
-        ctx.read_bytes(v.base, &mut out[done..done + n])?;
+        let len = v.len as usize;
+        if skip >= len {
+            skip -= len;
+            continue;
+        }
+        let n = (len - skip).min(out.len() - done);
+        ctx.read_bytes(v.base + skip as u64, &mut out[done..done + n])?;
         done += n;
+        skip = 0;
     }
     Ok(out)
 }
@@ -307,21 +314,58 @@ fn iovecs<P: Platform>(ctx: &Ctx<'_, P>, iov: UserPtr<Iovec>, count: usize) -> R
 }
 
 /// send/sendto/sendmsg: one message from `iov`.
-fn send_iov<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: &[Iovec], flags: MsgFlags, dest: Option<SockAddr>) -> Result<Reply, Errno> {
+pub(crate) fn send_iov<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: &[Iovec], flags: MsgFlags, dest: Option<SockAddr>) -> Result<Reply, Errno> {
     let d = sock_desc(ctx, fd)?;
     let s = sock(&d);
     if flags.contains(MsgFlags::OOB) {
         return Err(Errno::EOPNOTSUPP);
     }
     let stream = s.sock_type() == SOCK_STREAM;
-    let data = gather(ctx, iov, if stream { STREAM_CHUNK } else { DGRAM_MAX + 1 })?;
-    match s.send(ctx.platform, &data, dest.as_ref()) {
-        Ok(n) => Ok(Reply::Value(n)),
-        Err(Errno::EPIPE) if !flags.contains(MsgFlags::NOSIGNAL) => match raise_sigpipe(ctx) {
-            Some(kill) => Ok(kill),
-            None => Err(Errno::EPIPE),
-        },
-        Err(Errno::EAGAIN) => wait(ctx, &d, flags.contains(MsgFlags::DONTWAIT), s.timeouts().send, Errno::EAGAIN),
+    if !stream {
+        let data = gather(ctx, iov, 0, DGRAM_MAX + 1)?;
+        return match s.send(ctx.platform, &data, dest.as_ref()) {
+            Ok(n) => Ok(Reply::Value(n)),
+            Err(Errno::EPIPE) if !flags.contains(MsgFlags::NOSIGNAL) => raise_sigpipe(ctx).ok_or(Errno::EPIPE),
+            Err(Errno::EAGAIN) => wait(ctx, &d, flags.contains(MsgFlags::DONTWAIT), s.timeouts().send, Errno::EAGAIN),
+            Err(e) => Err(e),
+        };
+    }
+    // A stream send queues everything before it returns, waiting for room as often as it
+    // takes; a re-run after such a wait continues where the last run stopped.
+    let total: usize = iov.iter().map(|v| v.len as usize).sum();
+    let mut done = if ctx.resumed.is_some() { ctx.thread().send_progress } else { 0 };
+    let outcome = loop {
+        let data = gather(ctx, iov, done, STREAM_CHUNK)?;
+        match s.send(ctx.platform, &data, dest.as_ref()) {
+            Ok(n) => {
+                done += n;
+                if done >= total {
+                    break Ok(());
+                }
+                if n < data.len() {
+                    break Err(Errno::EAGAIN);
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    ctx.thread_mut().send_progress = 0;
+    match outcome {
+        Ok(()) => Ok(Reply::Value(done)),
+        Err(Errno::EAGAIN) => {
+            let nonblocking = flags.contains(MsgFlags::DONTWAIT) || d.flags().contains(StatusFlags::NONBLOCK);
+            let cut_short = matches!(ctx.resumed, Some(WakeReason::Interrupted | WakeReason::TimedOut));
+            if done > 0 && (nonblocking || cut_short) {
+                return Ok(Reply::Value(done));
+            }
+            let r = wait(ctx, &d, flags.contains(MsgFlags::DONTWAIT), s.timeouts().send, Errno::EAGAIN);
+            if matches!(r, Ok(Reply::Block { .. })) {
+                ctx.thread_mut().send_progress = done;
+            }
+            r
+        }
+        Err(_) if done > 0 => Ok(Reply::Value(done)),
+        Err(Errno::EPIPE) if !flags.contains(MsgFlags::NOSIGNAL) => raise_sigpipe(ctx).ok_or(Errno::EPIPE),
         Err(e) => Err(e),
     }
 }

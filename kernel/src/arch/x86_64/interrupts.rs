@@ -182,7 +182,7 @@ extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
         v if v == u64::from(crate::drivers::lapic::TIMER_VECTOR) => crate::sched::timer_interrupt(frame),
         v if v == u64::from(crate::drivers::lapic::SPURIOUS_VECTOR) => {}
         32..48 => {} // a legacy PIC line that fired before it was masked
-        v if crate::drivers::virtio::is_device_vector(v) => crate::drivers::virtio::interrupt(v as u8),
+        v if crate::drivers::virtio::is_device_vector(v) => crate::drivers::virtio::interrupt(frame),
         _ => crate::drivers::lapic::eoi(),
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod blk;
 pub mod mmio;
+pub mod net;
 pub mod pci;
 pub mod queue;
 pub mod ring;
@@ -142,7 +143,8 @@ const EMPTY_SLOT: IrqSlot = IrqSlot { mmio_ack: AtomicU64::new(0), count: Atomic
 pub static IRQ_SLOTS: [IrqSlot; MAX_DEVICES] = [EMPTY_SLOT; MAX_DEVICES];
 
 /// Called from `interrupt_dispatch` for vectors `VECTOR_BASE..VECTOR_BASE + MAX_DEVICES`.
-pub fn interrupt(vector: u8) {
+pub fn interrupt(frame: &mut crate::arch::x86_64::interrupts::TrapFrame) {
+    let vector = frame.vector as u8;
     if let Some(slot) = IRQ_SLOTS.get(usize::from(vector.wrapping_sub(VECTOR_BASE))) {
         let regs = slot.mmio_ack.load(Ordering::Relaxed);
         if regs != 0 {
@@ -151,6 +153,10 @@ pub fn interrupt(vector: u8) {
         slot.count.fetch_add(1, Ordering::Relaxed);
     }
     crate::drivers::lapic::eoi();
+    if net::interrupted(vector) {
+        // Frames arrived: the scheduler runs the network stack and wakes who waits for them.
+        crate::sched::device_interrupt(frame);
+    }
 }
 
 /// Whether `vector` belongs to a virtio device.
@@ -176,6 +182,7 @@ pub fn init(cmdline: &str) {
         let vector = VECTOR_BASE + n as u8;
         match t.device_type() {
             DEVICE_BLOCK => blk::attach(t, vector, &IRQ_SLOTS[n]),
+            DEVICE_NET => net::attach(t, vector, &IRQ_SLOTS[n]),
             other => log::info!("virtio: {} is device type {other}, which Kiln has no driver for", t.describe()),
         }
     }

@@ -98,6 +98,12 @@ impl Virtqueue {
         Some(head)
     }
 
+    /// Asks the device not to interrupt when it returns buffers of this queue
+    /// (VIRTQ_AVAIL_F_NO_INTERRUPT; a hint the device may ignore).
+    pub fn suppress_interrupts(&mut self) {
+        self.write16(self.layout.avail, 1);
+    }
+
     /// Whether the device has returned a chain we have not consumed.
     pub fn has_used(&self) -> bool {
         self.read16(self.layout.used + 2) != self.last_used
