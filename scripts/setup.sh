@@ -25,6 +25,9 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 # The package recipes (packages/, bake pkg) unpack Debian's .orig tarballs: zlib's is .bz2.
 command -v bzip2 >/dev/null 2>&1 || need+=(bzip2)
+# The network tests load servers with wrk and curl.
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 sources=/etc/apt/sources.list.d/debian.sources
 if [ -f "$sources" ] && grep -q '^Types: deb$' "$sources"; then
     echo "setup: enabling deb-src in $sources (apt-get source sqlite3)" >&2

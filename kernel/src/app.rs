@@ -247,6 +247,63 @@ pub fn sync_volumes() {
     }
 }
 
+/// How long the boot waits for a DHCP lease before starting the app without an address.
+const DHCP_WAIT_NS: u64 = 5_000_000_000;
+
+/// Starts the network interface (ARP, DHCP) and, when it uses DHCP, waits for the lease
+/// (at most [`DHCP_WAIT_NS`]), as a Linux init does: a client app's first connect must not
+/// fail with ENETUNREACH because it raced the lease.
+fn bring_network_up() {
+    if virtio::net::mac().is_none() {
+        return;
+    }
+    let deadline = clock::monotonic_ns() + DHCP_WAIT_NS;
+    loop {
+        let now = clock::monotonic_ns();
+        let (up, next) = with_process(|p| {
+            p.net_poll(&KernelPlatform, now);
+            (p.net_address().is_some(), p.net_poll_at(now))
+        });
+        if up {
+            return;
+        }
+        if now >= deadline {
+            log::warn!("net: no DHCP lease after {} s; the app starts without an address", DHCP_WAIT_NS / 1_000_000_000);
+            return;
+        }
+        let wait = next.map_or(10_000_000, |t| t.saturating_sub(now)).clamp(100_000, 10_000_000);
+        lapic::arm_oneshot(wait);
+        cpu::idle_once();
+    }
+}
+
+/// How long an exiting app's unacknowledged TCP data may keep the VM running.
+const DRAIN_NS: u64 = 2_000_000_000;
+
+/// Before the VM ends: lets TCP data the app sent (a last response, say) reach its peer, for
+/// at most [`DRAIN_NS`]. Linux keeps sending after a process exits; a VM that powers off at
+/// once would cut the data off.
+pub fn drain_network() {
+    let deadline = clock::monotonic_ns() + DRAIN_NS;
+    loop {
+        let now = clock::monotonic_ns();
+        let unsent = {
+            let Some(mut guard) = APP.try_lock() else { return };
+            let Some(app) = guard.as_mut() else { return };
+            app.process.net_poll(&KernelPlatform, now);
+            app.process.net_unsent()
+        };
+        if !unsent || now >= deadline {
+            if unsent {
+                log::warn!("exit: unacknowledged TCP data dropped after {} ms", DRAIN_NS / 1_000_000);
+            }
+            return;
+        }
+        lapic::arm_oneshot(1_000_000);
+        cpu::idle_once();
+    }
+}
+
 /// The process was killed by `signal`: say so on the error console and end the VM.
 pub fn terminated_by_signal(status: u8, signal: u8) -> ! {
     sync_volumes();
@@ -347,6 +404,6 @@ pub fn start(payload: &'static [u8], cmdline: &str) -> ! {
     }
     *APP.lock() = Some(App { process, elf: payload.app_elf, load_bias: loaded.load_bias });
     // Bring the network interface up (ARP, DHCP) before the app runs.
-    with_process(|p| p.net_poll(&KernelPlatform, clock::monotonic_ns()));
+    bring_network_up();
     crate::sched::start(Process::PID, loaded.entry, loaded.stack_pointer)
 }

@@ -464,6 +464,7 @@ pub fn syscall(frame: &mut SyscallFrame) {
             Some(sig) => app::terminated_by_signal(status, sig),
             None => {
                 log::info!("app exited with status {status}");
+                app::drain_network();
                 app::sync_volumes();
                 exit::exit_vm(status)
             }

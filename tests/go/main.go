@@ -209,7 +209,7 @@ func args() {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Println("usage: goprocs goroutines|sleep|ticker|gc|nilpanic|preempt|args|exit|panic")
+		fmt.Println("usage: goprocs goroutines|sleep|ticker|gc|nilpanic|preempt|args|exit|panic|httpserve")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -230,6 +230,8 @@ func main() {
 	case "exit":
 		fmt.Println("exiting with 3")
 		os.Exit(3)
+	case "httpserve":
+		httpserve()
 	case "panic":
 		fmt.Println("about to panic")
 		panic("deliberate")

@@ -1026,3 +1026,87 @@ pub fn assert_bake_error(got: &Outcome, status: i32, needles: &[&str]) {
     }
     assert!(problems.is_empty(), "{}\n{got}", problems.join("\n"));
 }
+
+/// A free TCP port on the host's loopback (bound, then released: good enough for a test).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"))
+}
+
+/// A program running in the background (a server in Kiln or natively) while the test talks
+/// to it; killed when dropped, so a failing assertion never leaves a VM behind.
+pub struct Background {
+    child: Option<std::process::Child>,
+    command: String,
+    start: Instant,
+    out: Option<std::thread::JoinHandle<Vec<u8>>>,
+    err: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+impl Background {
+    /// Starts `cmd` with stdin closed and its output collected.
+    pub fn spawn(mut cmd: Command) -> Background {
+        let command = format!("{cmd:?}");
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+        let out = spawn_reader(child.stdout.take().expect("piped stdout"));
+        let err = spawn_reader(child.stderr.take().expect("piped stderr"));
+        Background { child: Some(child), command, start: Instant::now(), out: Some(out), err: Some(err) }
+    }
+
+    /// `bake run --timeout SECS [EXTRA...] PROG -- ARGS...` in the background (EXTRA: `-p`,
+    /// `--machine`, ...).
+    pub fn kiln(prog: &Path, extra: &[&str], args: &[&str], timeout_secs: u64) -> Background {
+        require_tools(&["qemu-system-x86_64"]);
+        let mut cmd = Command::new(bake());
+        cmd.args(["run", "--timeout", &timeout_secs.to_string()]).args(extra).arg(prog).arg("--").args(args);
+        Background::spawn(cmd)
+    }
+
+    /// Whether the program is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Waits for the program to end (killing it after `limit`) and returns what it did.
+    pub fn finish(mut self, limit: Duration) -> Outcome {
+        let mut child = self.child.take().expect("not finished yet");
+        let deadline = Instant::now() + limit;
+        let mut timed_out = false;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                timed_out = true;
+                let _ = child.kill();
+                break child.wait().expect("wait after kill");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        let join = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+            String::from_utf8_lossy(&h.and_then(|h| h.join().ok()).unwrap_or_default()).into_owned()
+        };
+        Outcome {
+            command: self.command.clone(),
+            status: status.code(),
+            signal: status.signal(),
+            stdout: join(self.out.take()),
+            stderr: join(self.err.take()),
+            elapsed: self.start.elapsed(),
+            timed_out,
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -50,6 +50,13 @@ impl Process {
         self.net.started()?.lock().poll_at(now)
     }
 
+    /// Whether TCP data sent to other machines is still waiting for its acknowledgement: at
+    /// exit the kernel keeps the network running a little while for it, as Linux keeps
+    /// sending after a process ends.
+    pub fn net_unsent(&self) -> bool {
+        self.net.started().is_some_and(|n| n.lock().unsent_on_ethernet())
+    }
+
     /// The Ethernet interface's IPv4 address and prefix, once configured (for the kernel's
     /// log line).
     pub fn net_address(&self) -> Option<(core::net::Ipv4Addr, u8)> {

@@ -428,6 +428,14 @@ impl Net {
     }
 
     /// Drops orphaned connections that smoltcp has finished with.
+    /// Whether a TCP connection on the Ethernet interface still holds data the peer has not
+    /// acknowledged (sockets the app closed included).
+    pub fn unsent_on_ethernet(&self) -> bool {
+        self.ifaces.get(ETH).is_some_and(|e| {
+            e.sockets.iter().any(|(_, s)| matches!(s, smoltcp::socket::Socket::Tcp(t) if t.send_queue() > 0 && t.is_open()))
+        })
+    }
+
     fn reap_orphans(&mut self) {
         let ifaces = &mut self.ifaces;
         self.orphans.retain(|&(i, h)| {

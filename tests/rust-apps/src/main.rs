@@ -1,7 +1,9 @@
 //! rustprocs: Rust std threads and a tokio runtime, one sub-command per test, each printing
 //! exact lines (no timings) so the integration tests compare stdout byte for byte.
 //!
-//! Sub-commands: threads sleep panic tokio
+//! Sub-commands: threads sleep panic tokio httpserve
+
+mod http;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -205,8 +207,9 @@ fn main() -> ExitCode {
         "sleep" => sleep(),
         "panic" => panic_in_thread(),
         "tokio" => tokio_rt(),
+        "httpserve" => http::serve(std::env::args().nth(2).unwrap_or_default()),
         other => {
-            println!("unknown test {other:?}: threads|sleep|panic|tokio");
+            println!("unknown test {other:?}: threads|sleep|panic|tokio|httpserve");
             return ExitCode::from(2);
         }
     };

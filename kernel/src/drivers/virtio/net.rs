@@ -57,6 +57,7 @@ pub struct NetDevice {
 }
 
 static DEVICE: Mutex<Option<NetDevice>> = Mutex::new(None);
+static TX_FULL: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 /// Set by the interrupt handler: frames may be waiting.
 static PENDING: AtomicBool = AtomicBool::new(false);
 /// The device's interrupt vector, 0 while there is no interrupt-driven device.
@@ -197,7 +198,13 @@ impl NetDevice {
             return Err(Errno::EMSGSIZE);
         }
         self.reclaim_tx();
-        let s = self.tx_free.pop().ok_or(Errno::EAGAIN)?;
+        let Some(s) = self.tx_free.pop() else {
+            let n = TX_FULL.fetch_add(1, Ordering::Relaxed);
+            if n.is_power_of_two() {
+                log::warn!("virtio-net: transmit queue full ({} times)", n + 1);
+            }
+            return Err(Errno::EAGAIN);
+        };
         let off = usize::from(s) * SLOT;
         self.tx_mem.write(off, &[0u8; HDR]);
         self.tx_mem.write(off + HDR, frame);
