@@ -6,6 +6,9 @@
  *   refused     connect to a closed port: blocking and non-blocking (EINPROGRESS, SO_ERROR)
  *   unix        socketpair and a named AF_UNIX stream socket
  *   epoll       a single-threaded edge-triggered epoll echo server, 20 client threads
+ *   timeo       SO_RCVTIMEO on read() and recv(), SO_SNDTIMEO on write() to a full socket:
+ *               each fails with EAGAIN after about the timeout; a blocking write() of 4 MiB
+ *               to a reader that drains slowly returns 4 MiB (never a short count)
  * Prints one line and exits 0 on success; on a failure prints what failed and exits 1. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -20,6 +23,8 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CLIENTS 8
@@ -365,6 +370,70 @@ static void epoll_echo(void) {
     printf("epoll: connections=%d accepted=%d ok\n", EP_CLIENTS, accepted);
 }
 
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void *slow_reader(void *arg) {
+    int fd = (int)(long)arg;
+    static char buf[8192];
+    long total = 0, n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) total += n;
+    return (void *)total;
+}
+
+static void timeo(void) {
+    int port, l = listener(&port);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = loopback(port);
+    if (connect(c, (struct sockaddr *)&a, sizeof a)) die("connect");
+    int s = accept(l, NULL, NULL);
+    if (s < 0) die("accept");
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    if (setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv)) die("SO_RCVTIMEO");
+    char b[16];
+    double t0 = now_s();
+    long r = read(c, b, sizeof b);
+    double dt = now_s() - t0;
+    check(r == -1 && errno == EAGAIN, "read() with SO_RCVTIMEO fails with EAGAIN");
+    check(dt > 0.15 && dt < 5, "read() waited about SO_RCVTIMEO");
+    t0 = now_s();
+    r = recv(c, b, sizeof b, 0);
+    check(r == -1 && errno == EAGAIN && now_s() - t0 > 0.15, "recv() with SO_RCVTIMEO fails with EAGAIN after the timeout");
+    /* Fill the connection: nobody reads s. */
+    if (setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv)) die("SO_SNDTIMEO");
+    static char big[1 << 16];
+    long sent = 0;
+    for (;;) {
+        r = write(c, big, sizeof big);
+        if (r < 0) break;
+        sent += r;
+        check(sent < (64L << 20), "a socket nobody reads stops taking data");
+    }
+    check(errno == EAGAIN && sent > 0, "write() with SO_SNDTIMEO to a full socket fails with EAGAIN");
+    close(c);
+    close(s);
+    /* A blocking write of 4 MiB while a thread drains the other end. */
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(c, (struct sockaddr *)&a, sizeof a)) die("connect 2");
+    s = accept(l, NULL, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, slow_reader, (void *)(long)s);
+    static char four[4 << 20];
+    memset(four, 'k', sizeof four);
+    r = write(c, four, sizeof four);
+    check(r == (long)sizeof four, "a blocking write() to a stream socket sends everything");
+    close(c);
+    void *got;
+    pthread_join(t, &got);
+    check((long)got == (long)sizeof four, "the reader got every byte");
+    close(s);
+    close(l);
+    printf("timeo: ok\n");
+}
+
 int main(int argc, char **argv) {
     const char *t = argc > 1 ? argv[1] : "";
     if (!strcmp(t, "tcp4")) tcp(AF_INET, "tcp4");
@@ -374,8 +443,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(t, "refused")) refused();
     else if (!strcmp(t, "unix")) unix_sockets();
     else if (!strcmp(t, "epoll")) epoll_echo();
+    else if (!strcmp(t, "timeo")) timeo();
     else {
-        printf("usage: net_loopback tcp4|tcp6|many|udp|refused|unix|epoll\n");
+        printf("usage: net_loopback tcp4|tcp6|many|udp|refused|unix|epoll|timeo\n");
         return 2;
     }
     return 0;

@@ -19,10 +19,11 @@ const UDP: Case = case(&["udp"], "udp: roundtrips=100 ok\n");
 const REFUSED: Case = case(&["refused"], "refused: blocking=ECONNREFUSED nonblocking=EINPROGRESS so_error=ECONNREFUSED\n");
 const UNIX: Case = case(&["unix"], "unix: ok\n");
 const EPOLL: Case = case(&["epoll"], "epoll: connections=20 accepted=20 ok\n");
+const TIMEO: Case = case(&["timeo"], "timeo: ok\n");
 
 #[test]
 fn native_cases() {
-    for c in [TCP4, TCP6, MANY, UDP, REFUSED, UNIX, EPOLL] {
+    for c in [TCP4, TCP6, MANY, UDP, REFUSED, UNIX, EPOLL, TIMEO] {
         c.assert_native(Flavour::MuslStatic);
     }
 }
@@ -74,4 +75,14 @@ fn epoll_musl() {
 #[test]
 fn epoll_glibc() {
     kiln(EPOLL, Flavour::GlibcStatic);
+}
+
+#[test]
+fn timeo_musl() {
+    kiln(TIMEO, Flavour::MuslStatic);
+}
+
+#[test]
+fn timeo_glibc() {
+    kiln(TIMEO, Flavour::GlibcStatic);
 }

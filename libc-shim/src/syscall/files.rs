@@ -277,6 +277,11 @@ pub fn sys_read<P: Platform>(
     len: usize,
 ) -> Result<Reply, Errno> {
     let d = desc(ctx, fd)?;
+    if crate::net::socket_of(&*d.file).is_some() {
+        // A socket's read is recv(): SO_RCVTIMEO applies.
+        let iov = [Iovec { base: buf.addr(), len: len.min(MAX_RW_COUNT) as u64 }];
+        return super::socket::recv_reply(ctx, fd, &iov);
+    }
     let r = read_into(ctx, &d, buf.addr(), len, None);
     after_read(ctx, &d, r)
 }
@@ -352,6 +357,10 @@ fn readv_at<P: Platform>(
     offset: Option<i64>,
 ) -> Result<Reply, Errno> {
     let d = desc(ctx, fd)?;
+    if offset.is_none() && crate::net::socket_of(&*d.file).is_some() {
+        let iov = iovecs(ctx, iov, count)?;
+        return super::socket::recv_reply(ctx, fd, &iov);
+    }
     let mut pos = match offset {
         Some(o) => Some(positional(&d, o)?),
         None => None,

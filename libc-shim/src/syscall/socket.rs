@@ -17,7 +17,7 @@ use super::linux::{Iovec, Timespec};
 use super::signal::ERESTARTSYS;
 use super::{Ctx, Reply};
 use crate::errno::Errno;
-use crate::fd::{File, OpenFile, StatusFlags};
+use crate::fd::{File, OpenFile, Readiness, StatusFlags};
 use crate::net::addr::{AF_INET, AF_INET6, AF_UNIX, Family, SockAddr};
 use crate::net::inet::InetSocket;
 use crate::net::stack::{Proto, TCP_BUF_MAX};
@@ -334,6 +334,11 @@ pub(crate) fn send_iov<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: &[Iovec],
     // takes; a re-run after such a wait continues where the last run stopped.
     let total: usize = iov.iter().map(|v| v.len as usize).sum();
     let mut done = if ctx.resumed.is_some() { ctx.thread().send_progress } else { 0 };
+    // Retries without progress: the stack may drain the buffer while it queues (its poll
+    // runs around every call), leaving a socket that is writable again without any change a
+    // waiter would be woken by; so look again rather than sleep on it, a bounded number of
+    // times.
+    let mut idle_tries = 0;
     let outcome = loop {
         let data = gather(ctx, iov, done, STREAM_CHUNK)?;
         match s.send(ctx.platform, &data, dest.as_ref()) {
@@ -342,11 +347,13 @@ pub(crate) fn send_iov<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: &[Iovec],
                 if done >= total {
                     break Ok(());
                 }
-                if n < data.len() {
-                    break Err(Errno::EAGAIN);
-                }
+                idle_tries = if n == 0 { idle_tries + 1 } else { 0 };
             }
+            Err(Errno::EAGAIN) => idle_tries += 1,
             Err(e) => break Err(e),
+        }
+        if idle_tries > 0 && (idle_tries > 2 || !d.file.poll().contains(Readiness::WRITABLE)) {
+            break Err(Errno::EAGAIN);
         }
     };
     ctx.thread_mut().send_progress = 0;
@@ -375,6 +382,14 @@ struct Got {
     len: usize,
     full_len: usize,
     from: Option<SockAddr>,
+}
+
+/// read/readv on a socket: recv() without flags or an address.
+pub(crate) fn recv_reply<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: &[Iovec]) -> Result<Reply, Errno> {
+    Ok(match recv_iov(ctx, fd, iov, MsgFlags::empty())? {
+        Ok(got) => Reply::Value(got.len),
+        Err(block) => block,
+    })
 }
 
 /// recv/recvfrom/recvmsg: one message into `iov`. `Err(Ok(reply))` when it blocks.
