@@ -610,12 +610,16 @@ impl Net {
     /// Whether `port` is taken for `proto` in a way that conflicts with binding `addr` with
     /// `opts`.
     fn port_taken(&self, proto: Proto, addr: Option<IpAddress>, port: u16, opts: &SockOpts, me: SockId) -> bool {
+        let my_family = self.family(me);
         self.socks.iter().any(|(&id, s)| {
             let Some(l) = s.local else { return false };
             if id == me || l.port != port || self.proto(id) != proto {
                 return false;
             }
-            let overlap = l.addr.is_none() || addr.is_none() || l.addr == addr;
+            let (v4, v6) = address_families(s.family, s.opts.v6only, l.addr);
+            let (my_v4, my_v6) = address_families(my_family, opts.v6only, addr);
+            let same_family = (v4 && my_v4) || (v6 && my_v6);
+            let overlap = same_family && (l.addr.is_none() || addr.is_none() || l.addr == addr);
             if !overlap {
                 return false;
             }
@@ -1261,4 +1265,17 @@ fn apply_tcp_opts(s: &mut tcp::Socket<'static>, opts: &SockOpts, iface: usize) {
         s.set_ack_delay(None);
     }
     s.set_keep_alive(opts.keepalive.then(|| Duration::from_secs(u64::from(opts.keepintvl_s.max(1)))));
+}
+
+/// Which IP versions a bound address takes a port in (IPv4, IPv6), as Linux sees a bind
+/// conflict: an AF_INET wildcard takes IPv4 only, an AF_INET6 wildcard both unless
+/// IPV6_V6ONLY is set, a specific address only its own version. So redis's `0.0.0.0:6379` and
+/// `[::]:6379` with IPV6_V6ONLY coexist.
+fn address_families(family: Family, v6only: bool, addr: Option<IpAddress>) -> (bool, bool) {
+    match (addr, family) {
+        (Some(IpAddress::Ipv4(_)), _) => (true, false),
+        (Some(IpAddress::Ipv6(_)), _) => (false, true),
+        (None, Family::Inet) => (true, false),
+        (None, Family::Inet6) => (!v6only, true),
+    }
 }

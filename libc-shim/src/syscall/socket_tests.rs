@@ -544,6 +544,42 @@ fn ipv6_loopback_and_dual_stack() {
 }
 
 #[test]
+fn ipv4_and_v6only_wildcards_share_a_port() {
+    // redis's default `bind * -::*`: 0.0.0.0:P, then [::]:P with IPV6_V6ONLY.
+    let mut t = setup();
+    let l4 = t.socket(AF_INET, SOCK_STREAM);
+    assert_eq!(t.bind(l4, &sin([0, 0, 0, 0], 6379)), 0);
+    assert_eq!(t.call(nr::LISTEN, &[l4, 16]), 0);
+    let dual = t.socket(AF_INET6, SOCK_STREAM);
+    assert_eq!(t.bind(dual, &sin6([0; 16], 6379)), err(Errno::EADDRINUSE), "a dual-stack wildcard takes IPv4 too");
+    let l6 = t.socket(AF_INET6, SOCK_STREAM);
+    assert_eq!(t.setopt(l6, IPPROTO_IPV6, 26, 1), 0);
+    assert_eq!(t.bind(l6, &sin6([0; 16], 6379)), 0);
+    assert_eq!(t.call(nr::LISTEN, &[l6, 16]), 0);
+    // A specific IPv6 address does not collide with the IPv4 wildcard either.
+    let lo6 = t.socket(AF_INET6, SOCK_STREAM);
+    assert_eq!(t.bind(lo6, &sin6(LOOP6, 7000)), 0);
+    let any4 = t.socket(AF_INET, SOCK_STREAM);
+    assert_eq!(t.bind(any4, &sin([0, 0, 0, 0], 7000)), 0);
+    // Both listeners take connections over their own IP version.
+    let c4 = t.socket(AF_INET, SOCK_STREAM);
+    assert_eq!(t.connect(c4, &sin([127, 0, 0, 1], 6379)), 0);
+    let c6 = t.socket(AF_INET6, SOCK_STREAM);
+    assert_eq!(t.connect(c6, &sin6(LOOP6, 6379)), 0);
+    let s6 = t.accept(l6);
+    assert!(s6 >= 0, "accept on the IPv6 listener: {s6}");
+    assert_eq!(t.get(ADDR, 2), (AF_INET6 as u16).to_le_bytes());
+    assert_eq!(t.get(ADDR + 8, 16), LOOP6);
+    let s4 = t.accept(l4);
+    assert!(s4 >= 0, "accept on the IPv4 listener: {s4}");
+    assert_eq!(t.get(ADDR, 2), (AF_INET as u16).to_le_bytes());
+    assert_eq!(t.send(c4, b"v4", 0), 2);
+    assert_eq!(t.recv(s4 as u64, 100, 0).unwrap(), b"v4");
+    assert_eq!(t.send(c6, b"v6", 0), 2);
+    assert_eq!(t.recv(s6 as u64, 100, 0).unwrap(), b"v6");
+}
+
+#[test]
 fn bind_conflicts_and_options() {
     let mut t = setup();
     let a = t.socket(AF_INET, SOCK_STREAM);
