@@ -933,3 +933,36 @@ fn memfd_sendfile_and_console_fds() {
     t.write_str(1, "again\n");
     assert_eq!(t.fake.console_string(), "from memfd\nagain\n");
 }
+
+#[test]
+fn sync_file_range_and_fadvise_check_their_arguments() {
+    const SYNC_FILE_RANGE: u64 = 277;
+    const FADVISE64: u64 = 221;
+    let mut t = setup();
+    let fd = t.open("/tmp/rdb", O_CREAT | O_RDWR, 0o644);
+    assert_eq!(t.write_str(fd, "REDIS0010"), 9);
+    let f = fd as u64;
+    // What redis's rioFileWrite asks for: start writeout, then wait for the earlier range.
+    assert_eq!(t.call(SYNC_FILE_RANGE, &[f, 0, 9, 2]), 0);
+    assert_eq!(t.call(SYNC_FILE_RANGE, &[f, 0, 9, 7]), 0);
+    assert_eq!(t.call(SYNC_FILE_RANGE, &[f, 0, 0, 0]), 0, "no flags: nothing to do");
+    assert_eq!(t.call(SYNC_FILE_RANGE, &[f, 0, 9, 8]), err(Errno::EINVAL), "unknown flag");
+    assert_eq!(t.call(SYNC_FILE_RANGE, &[f, (-1i64) as u64, 9, 2]), err(Errno::EINVAL));
+    assert_eq!(t.call(SYNC_FILE_RANGE, &[f, 0, (-1i64) as u64, 2]), err(Errno::EINVAL));
+    assert_eq!(t.call(SYNC_FILE_RANGE, &[f, i64::MAX as u64, 1, 2]), err(Errno::EINVAL), "range overflows");
+    assert_eq!(t.call(SYNC_FILE_RANGE, &[99, 0, 9, 2]), err(Errno::EBADF));
+    assert_eq!(t.call(nr::PIPE, &[BUF + 0x100]), 0);
+    let pipe_rd = u64::from(u32::from_le_bytes(t.get(BUF + 0x100, 4).try_into().unwrap()));
+    assert_eq!(t.call(SYNC_FILE_RANGE, &[pipe_rd, 0, 9, 2]), err(Errno::ESPIPE));
+    // The data is still there.
+    assert_eq!(t.call(nr::PREAD, &[f, BUF + 200, 9, 0]), 9);
+    assert_eq!(t.get(BUF + 200, 9), b"REDIS0010");
+    // fadvise64: POSIX_FADV_SEQUENTIAL and DONTNEED accepted; bad advice, negative length, a
+    // pipe and a closed fd are not.
+    assert_eq!(t.call(FADVISE64, &[f, 0, 0, 2]), 0);
+    assert_eq!(t.call(FADVISE64, &[f, 0, 100, 4]), 0);
+    assert_eq!(t.call(FADVISE64, &[f, 0, 0, 6]), err(Errno::EINVAL));
+    assert_eq!(t.call(FADVISE64, &[f, 0, (-1i64) as u64, 0]), err(Errno::EINVAL));
+    assert_eq!(t.call(FADVISE64, &[pipe_rd, 0, 0, 0]), err(Errno::ESPIPE));
+    assert_eq!(t.call(FADVISE64, &[99, 0, 0, 0]), err(Errno::EBADF));
+}

@@ -979,6 +979,56 @@ pub fn sys_fdatasync<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd) -> Result<usize,
     sys_fsync(ctx, fd)
 }
 
+const SYNC_FILE_RANGE_WAIT_BEFORE: u32 = 1;
+const SYNC_FILE_RANGE_WRITE: u32 = 2;
+const SYNC_FILE_RANGE_WAIT_AFTER: u32 = 4;
+
+/// sync_file_range: redis's incremental fsync while writing an RDB file (SAVE, DEBUG RELOAD).
+/// The whole file's data is written back rather than the range: more than asked, never less.
+pub fn sys_sync_file_range<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    offset: i64,
+    nbytes: i64,
+    flags: u32,
+) -> Result<usize, Errno> {
+    if flags & !(SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if offset < 0 || nbytes < 0 || offset.checked_add(nbytes).is_none() {
+        return Err(Errno::EINVAL);
+    }
+    let d = desc(ctx, fd)?;
+    match d.file.stat(&*ctx)?.kind {
+        FileType::Regular | FileType::Directory | FileType::BlockDevice => {}
+        _ => return Err(Errno::ESPIPE),
+    }
+    if flags & (SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0 {
+        d.file.sync()?;
+    }
+    Ok(0)
+}
+
+/// fadvise64: advice about the access pattern. Kiln's files live in memory or are written
+/// through, so no advice changes what happens; the arguments are checked as Linux does.
+pub fn sys_fadvise64<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    fd: Fd,
+    _offset: i64,
+    len: i64,
+    advice: i32,
+) -> Result<usize, Errno> {
+    let d = desc(ctx, fd)?;
+    if d.file.stat(&*ctx)?.kind == FileType::Fifo {
+        return Err(Errno::ESPIPE);
+    }
+    // POSIX_FADV_NORMAL, RANDOM, SEQUENTIAL, WILLNEED, DONTNEED, NOREUSE.
+    if len < 0 || !(0..=5).contains(&advice) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
 pub fn sys_syncfs<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd) -> Result<usize, Errno> {
     let d = desc(ctx, fd)?;
     if let Some(v) = d.file.vnode()

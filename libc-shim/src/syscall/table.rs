@@ -298,7 +298,7 @@ syscall_table! {
     218 set_tid_address: Supported => sys_set_tid_address;
     219 restart_syscall: Enosys;
     220 semtimedop: Enosys;
-    221 fadvise64: Enosys;
+    221 fadvise64: Partial("advice is checked and accepted; it changes nothing (files are in memory or written through)") => sys_fadvise64;
     222 timer_create: Partial("CLOCK_REALTIME, MONOTONIC, BOOTTIME, PROCESS_CPUTIME_ID, THREAD_CPUTIME_ID; SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEV_NONE; no per-pid CPU clocks") => sys_timer_create;
     223 timer_settime: Supported => sys_timer_settime;
     224 timer_gettime: Supported => sys_timer_gettime;
@@ -354,7 +354,7 @@ syscall_table! {
     274 get_robust_list: Supported => sys_get_robust_list;
     275 splice: Enosys;
     276 tee: Enosys;
-    277 sync_file_range: Enosys;
+    277 sync_file_range: Partial("writes back the whole file's data, not only the range") => sys_sync_file_range;
     278 vmsplice: Enosys;
     279 move_pages: Enosys;
     280 utimensat: Supported => sys_utimensat;
