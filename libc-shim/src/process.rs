@@ -20,7 +20,7 @@ use alloc::vec::Vec;
 
 use crate::mm::Mm;
 use crate::platform::Platform;
-use crate::syscall::{self, PrctlState, Rlimits, SignalState, ThreadSignals, TimerState, WarnKey};
+use crate::syscall::{self, Credentials, PrctlState, Rlimits, SignalState, ThreadSignals, TimerState, WarnKey};
 
 /// A thread id. The first thread's is the pid.
 pub type Tid = i32;
@@ -179,6 +179,8 @@ pub struct Process {
     pub(crate) signals: SignalState,
     pub(crate) timers: TimerState,
     pub(crate) prctl: PrctlState,
+    /// User and group ids (root at start).
+    pub(crate) creds: Credentials,
     pub(crate) umask: u32,
     /// What has been warned about once already (unsupported numbers, bad arguments).
     pub(crate) warned: BTreeSet<WarnKey>,
@@ -212,6 +214,7 @@ impl Process {
             signals: SignalState::default(),
             timers: TimerState::default(),
             prctl: PrctlState::default(),
+            creds: Credentials::default(),
             umask: 0o022,
             warned: BTreeSet::new(),
         }

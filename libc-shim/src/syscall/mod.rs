@@ -20,6 +20,7 @@ pub mod linux;
 pub mod table;
 pub mod user;
 
+mod creds;
 mod epoll;
 pub(crate) mod file_mmap;
 mod files;
@@ -59,6 +60,7 @@ use crate::errno::Errno;
 use crate::platform::Platform;
 use crate::process::{Process, SyscallOutcome, Thread, Tid, WakeReason};
 
+pub use creds::Credentials;
 pub use limits::Rlimits;
 pub use process_info::PrctlState;
 pub use signal::{SignalState, ThreadSignals};

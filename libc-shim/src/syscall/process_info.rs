@@ -19,18 +19,6 @@ pub fn sys_getpid<P: Platform>(_ctx: &mut Ctx<'_, P>) -> Result<usize, Errno> {
 pub fn sys_getppid<P: Platform>(_ctx: &mut Ctx<'_, P>) -> Result<usize, Errno> {
     Ok(0)
 }
-pub fn sys_getuid<P: Platform>(_ctx: &mut Ctx<'_, P>) -> Result<usize, Errno> {
-    Ok(0)
-}
-pub fn sys_geteuid<P: Platform>(_ctx: &mut Ctx<'_, P>) -> Result<usize, Errno> {
-    Ok(0)
-}
-pub fn sys_getgid<P: Platform>(_ctx: &mut Ctx<'_, P>) -> Result<usize, Errno> {
-    Ok(0)
-}
-pub fn sys_getegid<P: Platform>(_ctx: &mut Ctx<'_, P>) -> Result<usize, Errno> {
-    Ok(0)
-}
 pub fn sys_getpgrp<P: Platform>(_ctx: &mut Ctx<'_, P>) -> Result<usize, Errno> {
     Ok(PID)
 }

@@ -1260,3 +1260,58 @@ fn mlock_family_checks_the_range() {
     assert_eq!(t.call(151, &[4]), err(Errno::EINVAL), "MCL_ONFAULT alone");
     assert_eq!(t.call(152, &[]), 0, "munlockall");
 }
+
+#[test]
+fn credentials_follow_linux_rules() {
+    const GETUID: u64 = 102;
+    const GETGID: u64 = 104;
+    const SETUID: u64 = 105;
+    const SETGID: u64 = 106;
+    const GETEUID: u64 = 107;
+    const SETREUID: u64 = 113;
+    const GETGROUPS: u64 = 115;
+    const SETGROUPS: u64 = 116;
+    const SETRESUID: u64 = 117;
+    const GETRESUID: u64 = 118;
+    const GETRESGID: u64 = 120;
+    const SETFSUID: u64 = 122;
+    const KEEP: u64 = u32::MAX as u64;
+    let mut t = setup();
+    // memcached -u root: drop supplementary groups, then setgid/setuid to root's ids.
+    assert_eq!(t.call(SETGROUPS, &[0, 0]), 0);
+    assert_eq!(t.call(GETGROUPS, &[0, 0]), 0);
+    assert_eq!(t.call(SETGID, &[0]), 0);
+    assert_eq!(t.call(SETUID, &[0]), 0);
+    assert_eq!(t.call(GETUID, &[]), 0);
+    // Supplementary groups round trip, sorted; a short buffer is EINVAL.
+    t.put(SCRATCH, &[[20u32.to_le_bytes(), 10u32.to_le_bytes()].concat(), vec![0; 8]].concat());
+    assert_eq!(t.call(SETGROUPS, &[2, SCRATCH]), 0);
+    assert_eq!(t.call(GETGROUPS, &[0, 0]), 2);
+    assert_eq!(t.call(GETGROUPS, &[1, SCRATCH + 8]), err(Errno::EINVAL));
+    assert_eq!(t.call(GETGROUPS, &[2, SCRATCH + 8]), 2);
+    assert_eq!((t.u32_at(SCRATCH + 8), t.u32_at(SCRATCH + 12)), (10, 20));
+    assert_eq!(t.call(SETGROUPS, &[(-1i64) as u64, SCRATCH]), err(Errno::EINVAL));
+    assert_eq!(t.call(SETGROUPS, &[1, UNMAPPED]), err(Errno::EFAULT));
+    assert_eq!(t.call(SETUID, &[KEEP]), err(Errno::EINVAL));
+    // Root keeps a saved uid of 0 with setresuid and can come back.
+    assert_eq!(t.call(SETRESUID, &[1000, 1000, KEEP]), 0);
+    assert_eq!(t.call(GETRESUID, &[SCRATCH, SCRATCH + 4, SCRATCH + 8]), 0);
+    assert_eq!((t.u32_at(SCRATCH), t.u32_at(SCRATCH + 4), t.u32_at(SCRATCH + 8)), (1000, 1000, 0));
+    assert_eq!(t.call(GETEUID, &[]), 1000);
+    assert_eq!(t.call(SETGROUPS, &[0, 0]), err(Errno::EPERM), "no CAP_SETGID without euid 0");
+    assert_eq!(t.call(SETGID, &[5]), err(Errno::EPERM));
+    assert_eq!(t.call(SETRESUID, &[2000, KEEP, KEEP]), err(Errno::EPERM));
+    assert_eq!(t.call(SETREUID, &[KEEP, 0]), 0, "back to the saved uid");
+    assert_eq!(t.call(GETEUID, &[]), 0);
+    // Root's setuid sets all of them: no way back.
+    assert_eq!(t.call(SETUID, &[1000]), 0);
+    assert_eq!(t.call(GETRESUID, &[SCRATCH, SCRATCH + 4, SCRATCH + 8]), 0);
+    assert_eq!((t.u32_at(SCRATCH), t.u32_at(SCRATCH + 4), t.u32_at(SCRATCH + 8)), (1000, 1000, 1000));
+    assert_eq!(t.call(SETUID, &[0]), err(Errno::EPERM));
+    assert_eq!(t.call(SETUID, &[1000]), 0, "to its own id is allowed");
+    // setfsuid returns the old fs id and refuses quietly.
+    assert_eq!(t.call(SETFSUID, &[0]), 1000);
+    assert_eq!(t.call(SETFSUID, &[KEEP]), 1000);
+    assert_eq!(t.call(GETGID, &[]), 0);
+    assert_eq!(t.call(GETRESGID, &[SCRATCH, SCRATCH + 4, UNMAPPED]), err(Errno::EFAULT));
+}
