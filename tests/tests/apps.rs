@@ -1,0 +1,493 @@
+//! Real servers, unmodified, in Kiln (issue 6): redis 7.0, nginx 1.22 and memcached 1.6, built
+//! statically with musl from Debian's source packages, booted with `bake run -p` and driven
+//! from the host with their own tools (redis-cli, redis-benchmark), wrk, and plain sockets.
+//!
+//! The binaries are built once per target directory under `<target>/kiln-tests/apps/` (a few
+//! minutes: `apt-get source`, `make`); `KILN_APPS_BIN=DIR` uses already built ones (`DIR/redis-server`,
+//! `redis-cli`, `redis-benchmark`, `nginx`, `memcached`). The build commands here are the ones
+//! recorded for the package recipes.
+//!
+//! Each test boots its own VM on free host ports and stops it before it returns (a server
+//! told to shut down, or the whole `bake` process group killed), so tests may run in parallel.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to answer after `bake run` starts (boot under TCG on a loaded
+/// machine included).
+const READY: Duration = Duration::from_secs(40);
+
+// --- building the servers -------------------------------------------------------------------
+
+fn apps_dir() -> PathBuf {
+    kiln_tests::target_dir().join("kiln-tests").join("apps")
+}
+
+/// Runs `script` with `sh -ec` in `dir`; fails the test with its output if it fails.
+fn sh(dir: &Path, what: &str, script: &str) {
+    let out = Command::new("sh").arg("-ec").arg(script).current_dir(dir).output().expect("sh");
+    assert!(
+        out.status.success(),
+        "building {what} failed at `{script}` (scripts/setup.sh turns Debian's deb-src on):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `name` from `$KILN_APPS_BIN`, or from the build of `what` (built once per target dir).
+fn binary(name: &str, what: &str, built: &OnceLock<()>, build: fn(&Path)) -> PathBuf {
+    if let Some(dir) = std::env::var_os("KILN_APPS_BIN") {
+        let p = PathBuf::from(dir).join(name);
+        assert!(p.is_file(), "KILN_APPS_BIN has no {name}: {}", p.display());
+        return p;
+    }
+    let bin = apps_dir().join("bin");
+    built.get_or_init(|| {
+        if bin.join(name).is_file() {
+            return;
+        }
+        kiln_tests::require_tools(&["apt-get", "dpkg-source", "make", "musl-gcc"]);
+        let dir = apps_dir().join(what);
+        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(&bin).unwrap();
+        build(&dir);
+    });
+    let p = bin.join(name);
+    assert!(p.is_file(), "building {what} made no {}", p.display());
+    p
+}
+
+/// redis 7.0 with libc malloc (jemalloc's build does not take musl-gcc), no TLS, no systemd.
+fn build_redis(dir: &Path) {
+    sh(dir, "redis", "ls redis_*.dsc >/dev/null 2>&1 || apt-get source --download-only redis");
+    sh(dir, "redis", "rm -rf src && dpkg-source -x $(ls redis_*.dsc | tail -n 1) src >/dev/null");
+    sh(dir, "redis", "cd src && make -j2 CC=musl-gcc MALLOC=libc LDFLAGS=-static BUILD_TLS=no USE_SYSTEMD=no >/dev/null 2>&1");
+    sh(dir, "redis", "cd src/src && cp redis-server redis-cli redis-benchmark ../../../bin/");
+}
+
+fn redis_server() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    binary("redis-server", "redis", &BUILT, build_redis)
+}
+
+fn redis_tool(name: &str) -> PathBuf {
+    redis_server();
+    redis_server().with_file_name(name)
+}
+
+/// nginx 1.22.1 with its own copies of pcre2 (JIT) and zlib. Debian's musl has no crypt(): an
+/// empty crypt.h and NGX_CRYPT=0 (auth_basic, the one user, is left out).
+fn build_nginx(dir: &Path) {
+    sh(dir, "nginx", "ls nginx_*.dsc >/dev/null 2>&1 || apt-get source --download-only nginx=1.22.1-9+deb12u9");
+    sh(dir, "nginx", "ls pcre2_*.dsc >/dev/null 2>&1 || apt-get source --download-only pcre2=10.42-1");
+    sh(dir, "nginx", "ls zlib_*.dsc >/dev/null 2>&1 || apt-get source --download-only zlib");
+    sh(dir, "nginx", "rm -rf nginx pcre2 zlib inc && for p in nginx pcre2 zlib; do dpkg-source -x $(ls ${p}_*.dsc | tail -n 1) $p >/dev/null; done");
+    sh(dir, "nginx", "mkdir -p inc && touch inc/crypt.h");
+    sh(
+        dir,
+        "nginx",
+        "cd nginx && ./configure --prefix=/ --with-cc=musl-gcc --with-cc-opt=\"-I$PWD/../inc -DNGX_CRYPT=0\" \
+         --with-ld-opt=-static --with-pcre=../pcre2 --with-pcre-jit --with-zlib=../zlib --with-threads \
+         --with-http_stub_status_module --without-http_auth_basic_module >/dev/null",
+    );
+    sh(dir, "nginx", "cd nginx && make -j2 >/dev/null 2>&1 && cp objs/nginx ../../bin/");
+}
+
+fn nginx() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    binary("nginx", "nginx", &BUILT, build_nginx)
+}
+
+/// libevent 2.1 (static, no OpenSSL) and memcached 1.6 on it. Debian's patches touch
+/// Makefile.am: the generated files are made newer so make does not want automake.
+fn build_memcached(dir: &Path) {
+    sh(dir, "memcached", "ls memcached_*.dsc >/dev/null 2>&1 || apt-get source --download-only memcached");
+    sh(dir, "memcached", "ls libevent_*.dsc >/dev/null 2>&1 || apt-get source --download-only libevent");
+    sh(dir, "memcached", "rm -rf memcached libevent inst && for p in memcached libevent; do dpkg-source -x $(ls ${p}_*.dsc | tail -n 1) $p >/dev/null; done");
+    let regen = "touch aclocal.m4 && sleep 1 && touch configure && sleep 1 && find . -name Makefile.in -exec touch {} + && touch config.h.in";
+    sh(
+        dir,
+        "memcached",
+        &format!(
+            "cd libevent && {regen} && ./configure CC=musl-gcc --disable-shared --enable-static --disable-openssl \
+             --disable-samples --disable-libevent-regress --prefix=$PWD/../inst >/dev/null && make -j2 >/dev/null 2>&1 && make install >/dev/null"
+        ),
+    );
+    sh(
+        dir,
+        "memcached",
+        &format!(
+            "cd memcached && {regen} && ./configure CC=musl-gcc LDFLAGS=-static --with-libevent=$PWD/../inst \
+             --disable-sasl --disable-extstore >/dev/null && make -j2 memcached >/dev/null 2>&1 && cp memcached ../../bin/"
+        ),
+    );
+}
+
+fn memcached() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    binary("memcached", "memcached", &BUILT, build_memcached)
+}
+
+// --- running a VM in the background ---------------------------------------------------------
+
+/// A host port nobody listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let dir = apps_dir().join("run").join(format!("{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// `bake` running a VM; killed with its QEMU (its process group) when dropped.
+struct Vm {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Vm {
+    /// `bake run -v --timeout 120 ARGS` in its own process group, output to `dir/NAME.log`.
+    fn start(dir: &Path, name: &str, args: &[String]) -> Vm {
+        use std::os::unix::process::CommandExt;
+        kiln_tests::require_tools(&["qemu-system-x86_64"]);
+        let log = dir.join(format!("{name}.log"));
+        let file = fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(kiln_tests::bake());
+        cmd.args(["run", "-v", "--timeout", "120"]).args(args);
+        cmd.stdin(Stdio::null()).stdout(file.try_clone().unwrap()).stderr(file).process_group(0);
+        let child = cmd.spawn().expect("start bake");
+        Vm { child, log }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the VM to end by itself; its exit status.
+    fn wait(mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the VM did not end within {limit:?}:\n{}", self.log());
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends `request` on a fresh connection and reads until `done` says the reply is complete.
+fn exchange(port: u16, request: &[u8], done: impl Fn(&[u8]) -> bool) -> std::io::Result<Vec<u8>> {
+    let mut c = TcpStream::connect(("127.0.0.1", port))?;
+    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+    c.write_all(request)?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !done(&got) {
+        let n = c.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    Ok(got)
+}
+
+/// Retries `exchange` until the server answers as `ready` wants (QEMU accepts on the host
+/// port before the guest listens).
+fn wait_ready(vm: &mut Vm, port: u16, request: &[u8], ready: impl Fn(&[u8]) -> bool) {
+    let start = Instant::now();
+    loop {
+        if let Ok(reply) = exchange(port, request, &ready)
+            && ready(&reply)
+        {
+            return;
+        }
+        if let Some(st) = vm.child.try_wait().unwrap() {
+            panic!("the VM ended ({st}) before the server answered:\n{}", vm.log());
+        }
+        assert!(start.elapsed() < READY, "no answer on port {port} after {READY:?}:\n{}", vm.log());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn run_tool(cmd: &mut Command, limit: Duration) -> kiln_tests::Outcome {
+    let name = format!("{cmd:?}");
+    let mut c = Command::new("timeout");
+    c.arg(limit.as_secs().to_string()).arg(cmd.get_program()).args(cmd.get_args());
+    let out = kiln_tests::run_command(c, limit + Duration::from_secs(10));
+    assert!(!out.timed_out && out.status != Some(124), "{name} took longer than {limit:?}:\n{out}");
+    out
+}
+
+// --- redis ----------------------------------------------------------------------------------
+
+fn redis_args(port: u16, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = vec!["--mem".into(), "256M".into(), "-p".into(), format!("{port}:6379")];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn start_redis(dir: &Path, name: &str, port: u16, bake_extra: &[&str], redis_extra: &[&str]) -> Vm {
+    let mut args = redis_args(port, bake_extra);
+    args.push(s(&redis_server()));
+    args.push("--".into());
+    args.extend(["--save", "", "--appendonly", "yes", "--protected-mode", "no"].iter().map(|s| s.to_string()));
+    args.extend(redis_extra.iter().map(|s| s.to_string()));
+    let mut vm = Vm::start(dir, name, &args);
+    wait_ready(&mut vm, port, b"PING\r\n", |r| r.starts_with(b"+PONG\r\n"));
+    vm
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = run_tool(Command::new(redis_tool("redis-cli")).args(["-p", &port.to_string()]).args(args), Duration::from_secs(30));
+    assert_eq!(out.status, Some(0), "redis-cli {args:?}:\n{out}");
+    out.stdout.trim_end().to_string()
+}
+
+/// Stops redis with SHUTDOWN; the app must exit 0.
+fn shutdown_redis(vm: Vm, port: u16) {
+    let _ = exchange(port, b"SHUTDOWN\r\n", |_| false);
+    let log = vm.log();
+    let status = vm.wait(Duration::from_secs(30));
+    assert_eq!(status, Some(0), "redis did not exit cleanly after SHUTDOWN:\n{log}");
+}
+
+#[test]
+#[ignore = "needs the virtio-net driver (host <-> guest traffic over -p)"]
+fn redis_ping_set_get_and_benchmark() {
+    let dir = tmpdir("redis");
+    let port = free_port();
+    let vm = start_redis(&dir, "redis", port, &[], &[]);
+    assert_eq!(cli(port, &["ping"]), "PONG");
+    assert_eq!(cli(port, &["set", "kiln", "unikernel"]), "OK");
+    assert_eq!(cli(port, &["get", "kiln"]), "unikernel");
+    assert_eq!(cli(port, &["incrby", "n", "41"]), "41");
+    assert_eq!(cli(port, &["incr", "n"]), "42");
+    // No fork in Kiln: background saves fail with an error reply, the server lives on.
+    assert_eq!(cli(port, &["bgsave"]), "ERR");
+    assert!(cli(port, &["bgrewriteaof"]).starts_with("ERR Can't execute an AOF background rewriting"));
+    assert_eq!(cli(port, &["get", "kiln"]), "unikernel");
+    // A foreground SAVE works (sync_file_range, rename).
+    assert_eq!(cli(port, &["save"]), "OK");
+    let bench = run_tool(
+        Command::new(redis_tool("redis-benchmark")).args(["-p", &port.to_string(), "-n", "2000", "-c", "50", "-q"]),
+        Duration::from_secs(120),
+    );
+    assert_eq!(bench.status, Some(0), "redis-benchmark:\n{bench}");
+    let lines: Vec<&str> = bench.stdout.split(['\r', '\n']).filter(|l| l.contains("requests per second")).collect();
+    for test in ["PING_INLINE", "SET", "GET", "INCR", "LPUSH", "LPOP", "SADD", "HSET", "ZADD", "LRANGE_100", "MSET"] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("{test}:"))),
+            "redis-benchmark has no result for {test}:\n{}",
+            bench.stdout
+        );
+    }
+    assert!(!bench.stdout.contains("rror") && !bench.stderr.contains("rror"), "redis-benchmark errors:\n{bench}");
+    assert_eq!(cli(port, &["get", "kiln"]), "unikernel", "redis-benchmark's keys did not disturb ours");
+    shutdown_redis(vm, port);
+}
+
+#[test]
+#[ignore = "needs the virtio-net driver (host <-> guest traffic over -p)"]
+fn redis_aof_survives_a_hard_stop_on_a_volume() {
+    let dir = tmpdir("redis-aof");
+    let img = dir.join("data.img");
+    let out = kiln_tests::bake_cmd(&["volume", "create", &s(&img), "--size", "32M"]);
+    assert_eq!(out.status, Some(0), "{out}");
+    let vol = format!("{}:/data", s(&img));
+    let opts = ["--dir", "/data", "--appendfsync", "always"];
+    let port = free_port();
+    let vm = start_redis(&dir, "redis-aof-1", port, &["--volume", &vol], &opts);
+    let mut pipeline = String::new();
+    for i in 0..300 {
+        pipeline.push_str(&format!("SET key:{i} value-{i}\r\n"));
+    }
+    pipeline.push_str("RPUSH list a b c\r\n");
+    let reply = exchange(port, pipeline.as_bytes(), |r| r.ends_with(b":3\r\n")).unwrap();
+    assert_eq!(reply.windows(5).filter(|w| w == b"+OK\r\n").count(), 300);
+    // The VM is killed, not shut down: only what appendfsync always wrote is there.
+    drop(vm);
+    let port = free_port();
+    let vm = start_redis(&dir, "redis-aof-2", port, &["--volume", &vol], &opts);
+    assert_eq!(cli(port, &["dbsize"]), "301");
+    assert_eq!(cli(port, &["get", "key:0"]), "value-0");
+    assert_eq!(cli(port, &["get", "key:299"]), "value-299");
+    assert_eq!(cli(port, &["lrange", "list", "0", "-1"]), "a\nb\nc");
+    shutdown_redis(vm, port);
+    let ls = kiln_tests::bake_cmd(&["volume", "ls", &s(&img), "/appendonlydir"]);
+    assert!(ls.stdout.contains("appendonly.aof.1.incr.aof"), "{ls}");
+}
+
+// --- nginx ----------------------------------------------------------------------------------
+
+const NGINX_CONF: &str = "daemon off;
+master_process off;
+worker_processes 1;
+error_log /data/error.log info;
+pid /tmp/nginx.pid;
+events { worker_connections 1024; }
+http {
+    types { text/html html; application/octet-stream bin; }
+    access_log /data/access.log;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path /tmp/client_body;
+    proxy_temp_path /tmp/proxy;
+    fastcgi_temp_path /tmp/fastcgi;
+    uwsgi_temp_path /tmp/uwsgi;
+    scgi_temp_path /tmp/scgi;
+    server {
+        listen 8080;
+        root /www;
+        location /status { stub_status; }
+    }
+}
+";
+
+/// A body of `len` bytes that no two offsets share by accident.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3]).collect()
+}
+
+fn http_get(port: u16, path: &str) -> (String, Vec<u8>) {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\n\r\n");
+    let reply = exchange(port, req.as_bytes(), |_| false).unwrap();
+    let split = reply.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP header end");
+    (String::from_utf8_lossy(&reply[..split]).into_owned(), reply[split + 4..].to_vec())
+}
+
+#[test]
+#[ignore = "needs the virtio-net driver (host <-> guest traffic over -p)"]
+fn nginx_serves_files_under_wrk_and_writes_its_logs() {
+    kiln_tests::require_tools(&["wrk"]);
+    let dir = tmpdir("nginx");
+    let root = dir.join("root");
+    fs::create_dir_all(root.join("etc/nginx")).unwrap();
+    fs::create_dir_all(root.join("www")).unwrap();
+    fs::create_dir_all(root.join("logs")).unwrap();
+    fs::create_dir_all(root.join("tmp")).unwrap();
+    fs::write(root.join("etc/nginx/nginx.conf"), NGINX_CONF).unwrap();
+    let index = "<html><body>nginx in kiln</body></html>\n";
+    fs::write(root.join("www/index.html"), index).unwrap();
+    let big = pattern(700_000);
+    fs::write(root.join("www/big.bin"), &big).unwrap();
+    let img = dir.join("logs.img");
+    let out = kiln_tests::bake_cmd(&["volume", "create", &s(&img), "--size", "32M"]);
+    assert_eq!(out.status, Some(0), "{out}");
+    let port = free_port();
+    let args: Vec<String> = [
+        "--mem", "256M", "-p", &format!("{port}:8080"), "--rootfs", &s(&root), "--volume", &format!("{}:/data", s(&img)),
+        &s(&nginx()), "--", "-c", "/etc/nginx/nginx.conf", "-p", "/",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut vm = Vm::start(&dir, "nginx", &args);
+    wait_ready(&mut vm, port, b"GET / HTTP/1.0\r\n\r\n", |r| r.starts_with(b"HTTP/1.1 200"));
+    // Bodies, byte for byte (big.bin goes out with sendfile).
+    let (head, body) = http_get(port, "/");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert_eq!(body, index.as_bytes());
+    let (head, body) = http_get(port, "/big.bin");
+    assert!(head.contains("Content-Length: 700000"), "{head}");
+    assert!(body == big, "big.bin differs: {} bytes", body.len());
+    let (head, _) = http_get(port, "/missing");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    // Load.
+    let wrk = run_tool(
+        Command::new("wrk").args(["-t", "2", "-c", "50", "-d", "5s", &format!("http://127.0.0.1:{port}/")]),
+        Duration::from_secs(40),
+    );
+    assert_eq!(wrk.status, Some(0), "{wrk}");
+    assert!(!wrk.stdout.contains("Socket errors") && !wrk.stdout.contains("Non-2xx"), "wrk saw errors:\n{wrk}");
+    let requests: u64 = wrk
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.parse().ok()))
+        .unwrap_or_else(|| panic!("no request count from wrk:\n{wrk}"));
+    assert!(requests > 50, "wrk made only {requests} requests:\n{wrk}");
+    let (_, status) = http_get(port, "/status");
+    let status = String::from_utf8_lossy(&status).into_owned();
+    assert!(status.starts_with("Active connections:"), "{status}");
+    // nginx has no clean stop here (no signals from the host): the VM is killed. The logs are
+    // on the volume, written through.
+    drop(vm);
+    let access = dir.join("access.log");
+    let out = kiln_tests::bake_cmd(&["volume", "get", &s(&img), "/access.log", &s(&access)]);
+    assert_eq!(out.status, Some(0), "{out}");
+    let access = fs::read_to_string(&access).unwrap();
+    let lines = access.lines().count() as u64;
+    assert!(lines >= requests + 4, "access.log has {lines} lines for {requests} wrk requests + 4");
+    assert!(access.lines().any(|l| l.contains("\"GET /big.bin HTTP/1.1\" 200 700000")), "{access}");
+    assert!(access.lines().any(|l| l.contains("\"GET /missing HTTP/1.1\" 404")));
+    let error = dir.join("error.log");
+    let out = kiln_tests::bake_cmd(&["volume", "get", &s(&img), "/error.log", &s(&error)]);
+    assert_eq!(out.status, Some(0), "{out}");
+    let error = fs::read_to_string(&error).unwrap();
+    assert!(error.contains("open() \"/www/missing\" failed (2: No such file or directory)"), "{error}");
+    assert!(!error.contains("[emerg]") && !error.contains("[alert]") && !error.contains("[crit]"), "{error}");
+}
+
+// --- memcached ------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs the virtio-net driver (host <-> guest traffic over -p)"]
+fn memcached_set_get_with_threads() {
+    let dir = tmpdir("memcached");
+    let port = free_port();
+    let args: Vec<String> = ["--mem", "256M", "-p", &format!("{port}:11211"), &s(&memcached()), "--", "-u", "root", "-t", "4", "-m", "64", "-A"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut vm = Vm::start(&dir, "memcached", &args);
+    wait_ready(&mut vm, port, b"version\r\n", |r| r.starts_with(b"VERSION 1.6"));
+    // Many connections at once, spread over memcached's worker threads.
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let value = format!("v{c}-{i}-{}", "x".repeat(i * 37));
+                    let set = format!("set k{c}:{i} {i} 0 {}\r\n{value}\r\n", value.len());
+                    let r = exchange(port, set.as_bytes(), |r| r.ends_with(b"\r\n")).unwrap();
+                    assert_eq!(r, b"STORED\r\n");
+                    let r = exchange(port, format!("get k{c}:{i}\r\n").as_bytes(), |r| r.ends_with(b"END\r\n")).unwrap();
+                    let want = format!("VALUE k{c}:{i} {i} {}\r\n{value}\r\nEND\r\n", value.len());
+                    assert_eq!(String::from_utf8_lossy(&r), want);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client thread");
+    }
+    let stats = exchange(port, b"stats\r\n", |r| r.ends_with(b"END\r\n")).unwrap();
+    let stats = String::from_utf8_lossy(&stats).into_owned();
+    assert!(stats.contains("STAT cmd_set 400\r\n"), "{stats}");
+    assert!(stats.contains("STAT get_hits 400\r\n"), "{stats}");
+    assert!(stats.contains("STAT threads 4\r\n"), "{stats}");
+    let _ = exchange(port, b"shutdown\r\n", |_| false);
+    let log = vm.log();
+    assert_eq!(vm.wait(Duration::from_secs(30)), Some(0), "memcached did not exit cleanly:\n{log}");
+}
