@@ -2,10 +2,9 @@
 //! statically with musl from Debian's source packages, booted with `bake run -p` and driven
 //! from the host with their own tools (redis-cli, redis-benchmark), wrk, and plain sockets.
 //!
-//! The binaries are built once per target directory under `<target>/kiln-tests/apps/` (a few
-//! minutes: `apt-get source`, `make`); `KILN_APPS_BIN=DIR` uses already built ones (`DIR/redis-server`,
-//! `redis-cli`, `redis-benchmark`, `nginx`, `memcached`). The build commands here are the ones
-//! recorded for the package recipes.
+//! The servers come from their recipes (`bake pkg build redis|nginx|memcached`, cached with
+//! tests/tests/packages.rs's builds); `KILN_APPS_BIN=DIR` uses already built ones instead
+//! (`DIR/redis`, `DIR/nginx`, `DIR/memcached`). The host side uses Debian's redis-tools and wrk.
 //!
 //! Each test boots its own VM on free host ports and stops it before it returns (a server
 //! told to shut down, or the whole `bake` process group killed), so tests may run in parallel.
@@ -15,122 +14,50 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a server may take to answer after `bake run` starts (boot under TCG on a loaded
 /// machine included).
 const READY: Duration = Duration::from_secs(40);
 
-// --- building the servers -------------------------------------------------------------------
+// --- the servers and the host tools ---------------------------------------------------------
 
 fn apps_dir() -> PathBuf {
     kiln_tests::target_dir().join("kiln-tests").join("apps")
 }
 
-/// Runs `script` with `sh -ec` in `dir`; fails the test with its output if it fails.
-fn sh(dir: &Path, what: &str, script: &str) {
-    let out = Command::new("sh").arg("-ec").arg(script).current_dir(dir).output().expect("sh");
-    assert!(
-        out.status.success(),
-        "building {what} failed at `{script}` (scripts/setup.sh turns Debian's deb-src on):\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `name` from `$KILN_APPS_BIN`, or from the build of `what` (built once per target dir).
-fn binary(name: &str, what: &str, built: &OnceLock<()>, build: fn(&Path)) -> PathBuf {
+/// The program of recipe `name` (packages/NAME), from `bake pkg build`: built once (with its
+/// dependencies) into the same cache tests/tests/packages.rs uses, or `$KILN_APPS_BIN/NAME`.
+fn server(name: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
     if let Some(dir) = std::env::var_os("KILN_APPS_BIN") {
         let p = PathBuf::from(dir).join(name);
         assert!(p.is_file(), "KILN_APPS_BIN has no {name}: {}", p.display());
         return p;
     }
-    let bin = apps_dir().join("bin");
-    built.get_or_init(|| {
-        if bin.join(name).is_file() {
-            return;
-        }
-        kiln_tests::require_tools(&["apt-get", "dpkg-source", "make", "musl-gcc"]);
-        let dir = apps_dir().join(what);
-        fs::create_dir_all(&dir).unwrap();
-        fs::create_dir_all(&bin).unwrap();
-        build(&dir);
-    });
-    let p = bin.join(name);
-    assert!(p.is_file(), "building {what} made no {}", p.display());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = built.get(name) {
+        return p.clone();
+    }
+    let mut cmd = Command::new(kiln_tests::bake());
+    cmd.args(["pkg", "build", name])
+        .env("KILN_CACHE", kiln_tests::target_dir().join("kiln-pkg"))
+        .env("KILN_PACKAGES", kiln_tests::workspace_root().join("packages"));
+    let out = kiln_tests::run_command(cmd, Duration::from_secs(1800));
+    assert_eq!(out.status, Some(0), "bake pkg build {name}:\n{out}");
+    let p = PathBuf::from(out.stdout.trim());
+    assert!(p.is_file(), "bake pkg build {name} printed no program:\n{out}");
+    built.insert(name.to_string(), p.clone());
     p
 }
 
-/// redis 7.0 with libc malloc (jemalloc's build does not take musl-gcc), no TLS, no systemd.
-fn build_redis(dir: &Path) {
-    sh(dir, "redis", "ls redis_*.dsc >/dev/null 2>&1 || apt-get source --download-only redis");
-    sh(dir, "redis", "rm -rf src && dpkg-source -x $(ls redis_*.dsc | tail -n 1) src >/dev/null");
-    sh(dir, "redis", "cd src && make -j2 CC=musl-gcc MALLOC=libc LDFLAGS=-static BUILD_TLS=no USE_SYSTEMD=no >/dev/null 2>&1");
-    sh(dir, "redis", "cd src/src && cp redis-server redis-cli redis-benchmark ../../../bin/");
-}
-
-fn redis_server() -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    binary("redis-server", "redis", &BUILT, build_redis)
-}
-
-fn redis_tool(name: &str) -> PathBuf {
-    redis_server();
-    redis_server().with_file_name(name)
-}
-
-/// nginx 1.22.1 with its own copies of pcre2 (JIT) and zlib. Debian's musl has no crypt(): an
-/// empty crypt.h and NGX_CRYPT=0 (auth_basic, the one user, is left out).
-fn build_nginx(dir: &Path) {
-    sh(dir, "nginx", "ls nginx_*.dsc >/dev/null 2>&1 || apt-get source --download-only nginx=1.22.1-9+deb12u9");
-    sh(dir, "nginx", "ls pcre2_*.dsc >/dev/null 2>&1 || apt-get source --download-only pcre2=10.42-1");
-    sh(dir, "nginx", "ls zlib_*.dsc >/dev/null 2>&1 || apt-get source --download-only zlib");
-    sh(dir, "nginx", "rm -rf nginx pcre2 zlib inc && for p in nginx pcre2 zlib; do dpkg-source -x $(ls ${p}_*.dsc | tail -n 1) $p >/dev/null; done");
-    sh(dir, "nginx", "mkdir -p inc && touch inc/crypt.h");
-    sh(
-        dir,
-        "nginx",
-        "cd nginx && ./configure --prefix=/ --with-cc=musl-gcc --with-cc-opt=\"-I$PWD/../inc -DNGX_CRYPT=0\" \
-         --with-ld-opt=-static --with-pcre=../pcre2 --with-pcre-jit --with-zlib=../zlib --with-threads \
-         --with-http_stub_status_module --without-http_auth_basic_module >/dev/null",
-    );
-    sh(dir, "nginx", "cd nginx && make -j2 >/dev/null 2>&1 && cp objs/nginx ../../bin/");
-}
-
-fn nginx() -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    binary("nginx", "nginx", &BUILT, build_nginx)
-}
-
-/// libevent 2.1 (static, no OpenSSL) and memcached 1.6 on it. Debian's patches touch
-/// Makefile.am: the generated files are made newer so make does not want automake.
-fn build_memcached(dir: &Path) {
-    sh(dir, "memcached", "ls memcached_*.dsc >/dev/null 2>&1 || apt-get source --download-only memcached");
-    sh(dir, "memcached", "ls libevent_*.dsc >/dev/null 2>&1 || apt-get source --download-only libevent");
-    sh(dir, "memcached", "rm -rf memcached libevent inst && for p in memcached libevent; do dpkg-source -x $(ls ${p}_*.dsc | tail -n 1) $p >/dev/null; done");
-    let regen = "touch aclocal.m4 && sleep 1 && touch configure && sleep 1 && find . -name Makefile.in -exec touch {} + && touch config.h.in";
-    sh(
-        dir,
-        "memcached",
-        &format!(
-            "cd libevent && {regen} && ./configure CC=musl-gcc --disable-shared --enable-static --disable-openssl \
-             --disable-samples --disable-libevent-regress --prefix=$PWD/../inst >/dev/null && make -j2 >/dev/null 2>&1 && make install >/dev/null"
-        ),
-    );
-    sh(
-        dir,
-        "memcached",
-        &format!(
-            "cd memcached && {regen} && ./configure CC=musl-gcc LDFLAGS=-static --with-libevent=$PWD/../inst \
-             --disable-sasl --disable-extstore >/dev/null && make -j2 memcached >/dev/null 2>&1 && cp memcached ../../bin/"
-        ),
-    );
-}
-
-fn memcached() -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    binary("memcached", "memcached", &BUILT, build_memcached)
+/// A host tool: redis-cli and redis-benchmark come from Debian's redis-tools (7.0, as the
+/// server), wrk from wrk (scripts/setup.sh installs both).
+fn tool(name: &str) -> Command {
+    kiln_tests::require_tools(&[name]);
+    Command::new(name)
 }
 
 // --- running a VM in the background ---------------------------------------------------------
@@ -251,7 +178,7 @@ fn redis_args(port: u16, extra: &[&str]) -> Vec<String> {
 
 fn start_redis(dir: &Path, name: &str, port: u16, bake_extra: &[&str], redis_extra: &[&str]) -> Vm {
     let mut args = redis_args(port, bake_extra);
-    args.push(s(&redis_server()));
+    args.push(s(&server("redis")));
     args.push("--".into());
     args.extend(["--save", "", "--appendonly", "yes", "--protected-mode", "no"].iter().map(|s| s.to_string()));
     args.extend(redis_extra.iter().map(|s| s.to_string()));
@@ -261,7 +188,7 @@ fn start_redis(dir: &Path, name: &str, port: u16, bake_extra: &[&str], redis_ext
 }
 
 fn cli(port: u16, args: &[&str]) -> String {
-    let out = run_tool(Command::new(redis_tool("redis-cli")).args(["-p", &port.to_string()]).args(args), Duration::from_secs(30));
+    let out = run_tool(tool("redis-cli").args(["-p", &port.to_string()]).args(args), Duration::from_secs(30));
     assert_eq!(out.status, Some(0), "redis-cli {args:?}:\n{out}");
     out.stdout.trim_end().to_string()
 }
@@ -292,7 +219,7 @@ fn redis_ping_set_get_and_benchmark() {
     // A foreground SAVE works (sync_file_range, rename).
     assert_eq!(cli(port, &["save"]), "OK");
     let bench = run_tool(
-        Command::new(redis_tool("redis-benchmark")).args(["-p", &port.to_string(), "-n", "2000", "-c", "50", "-q"]),
+        tool("redis-benchmark").args(["-p", &port.to_string(), "-n", "2000", "-c", "50", "-q"]),
         Duration::from_secs(120),
     );
     assert_eq!(bench.status, Some(0), "redis-benchmark:\n{bench}");
@@ -381,7 +308,6 @@ fn http_get(port: u16, path: &str) -> (String, Vec<u8>) {
 #[test]
 #[ignore = "needs the virtio-net driver (host <-> guest traffic over -p)"]
 fn nginx_serves_files_under_wrk_and_writes_its_logs() {
-    kiln_tests::require_tools(&["wrk"]);
     let dir = tmpdir("nginx");
     let root = dir.join("root");
     fs::create_dir_all(root.join("etc/nginx")).unwrap();
@@ -399,7 +325,7 @@ fn nginx_serves_files_under_wrk_and_writes_its_logs() {
     let port = free_port();
     let args: Vec<String> = [
         "--mem", "256M", "-p", &format!("{port}:8080"), "--rootfs", &s(&root), "--volume", &format!("{}:/data", s(&img)),
-        &s(&nginx()), "--", "-c", "/etc/nginx/nginx.conf", "-p", "/",
+        &s(&server("nginx")), "--", "-c", "/etc/nginx/nginx.conf",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -417,7 +343,7 @@ fn nginx_serves_files_under_wrk_and_writes_its_logs() {
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     // Load.
     let wrk = run_tool(
-        Command::new("wrk").args(["-t", "2", "-c", "50", "-d", "5s", &format!("http://127.0.0.1:{port}/")]),
+        tool("wrk").args(["-t", "2", "-c", "50", "-d", "5s", &format!("http://127.0.0.1:{port}/")]),
         Duration::from_secs(40),
     );
     assert_eq!(wrk.status, Some(0), "{wrk}");
@@ -457,7 +383,7 @@ fn nginx_serves_files_under_wrk_and_writes_its_logs() {
 fn memcached_set_get_with_threads() {
     let dir = tmpdir("memcached");
     let port = free_port();
-    let args: Vec<String> = ["--mem", "256M", "-p", &format!("{port}:11211"), &s(&memcached()), "--", "-u", "root", "-t", "4", "-m", "64", "-A"]
+    let args: Vec<String> = ["--mem", "256M", "-p", &format!("{port}:11211"), &s(&server("memcached")), "--", "-u", "root", "-t", "4", "-m", "64", "-A"]
         .iter()
         .map(|s| s.to_string())
         .collect();
