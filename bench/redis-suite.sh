@@ -28,7 +28,7 @@ command -v tclsh >/dev/null || { echo "tclsh missing: apt-get install tcl" >&2; 
 [ -x "$src/src/redis-server" ] || { echo "no $src/src/redis-server: build redis first" >&2; exit 2; }
 
 "$bake" run -v --timeout "${REDIS_SUITE_VM_SECS:-7200}" --mem 512M -p "$port:6379" \
-    "$src/src/redis-server" -- --save "" --appendonly yes --protected-mode no \
+    "$src/src/redis-server" -- --save "" --appendonly yes --protected-mode no --enable-debug-command yes \
     >"$out/redis-suite-vm.log" 2>&1 &
 vm=$!
 trap 'kill $vm 2>/dev/null || true' EXIT INT TERM

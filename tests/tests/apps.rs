@@ -6,6 +6,14 @@
 //! tests/tests/packages.rs's builds); `KILN_APPS_BIN=DIR` uses already built ones instead
 //! (`DIR/redis`, `DIR/nginx`, `DIR/memcached`). The host side uses Debian's redis-tools and wrk.
 //!
+//! The two load tests (redis-benchmark -c 50, wrk -c 50) are ignored: when 50 connections
+//! open at once, most of them stay in the host kernel's accept queue of QEMU's `-p` listening
+//! socket (`ss`: 50 client sockets ESTABLISHED with their first request unacknowledged, 15
+//! sockets owned by qemu) and never reach the guest (redis counts 8 of the 50 in
+//! total_connections_received); the few that do carry the whole run, which then waits on the
+//! rest. 50 connections opened one after another, or all at once by a small client that waits
+//! before writing, all get through. The network owner has the details.
+//!
 //! Each test boots its own VM on free host ports and stops it before it returns (a server
 //! told to shut down, or the whole `bake` process group killed), so tests may run in parallel.
 
@@ -202,11 +210,10 @@ fn shutdown_redis(vm: Vm, port: u16) {
 }
 
 #[test]
-#[ignore = "needs the virtio-net driver (host <-> guest traffic over -p)"]
-fn redis_ping_set_get_and_benchmark() {
+fn redis_ping_set_get_and_no_fork() {
     let dir = tmpdir("redis");
     let port = free_port();
-    let vm = start_redis(&dir, "redis", port, &[], &[]);
+    let vm = start_redis(&dir, "redis", port, &[], &["--enable-debug-command", "yes"]);
     assert_eq!(cli(port, &["ping"]), "PONG");
     assert_eq!(cli(port, &["set", "kiln", "unikernel"]), "OK");
     assert_eq!(cli(port, &["get", "kiln"]), "unikernel");
@@ -216,8 +223,23 @@ fn redis_ping_set_get_and_benchmark() {
     assert_eq!(cli(port, &["bgsave"]), "ERR");
     assert!(cli(port, &["bgrewriteaof"]).starts_with("ERR Can't execute an AOF background rewriting"));
     assert_eq!(cli(port, &["get", "kiln"]), "unikernel");
-    // A foreground SAVE works (sync_file_range, rename).
+    // A foreground SAVE and DEBUG RELOAD work (write, sync_file_range, rename, read back).
     assert_eq!(cli(port, &["save"]), "OK");
+    assert_eq!(cli(port, &["debug", "reload"]), "OK");
+    assert_eq!(cli(port, &["get", "kiln"]), "unikernel");
+    assert_eq!(cli(port, &["get", "n"]), "42");
+    let log = vm.log();
+    assert!(log.contains("Can't save in background: fork: Function not implemented"), "{log}");
+    shutdown_redis(vm, port);
+}
+
+#[test]
+#[ignore = "stalls: with 50 connections opened at once most stay in the host's accept queue of QEMU's -p socket and never reach the guest (see the module doc)"]
+fn redis_benchmark_with_50_clients() {
+    let dir = tmpdir("redis-bench");
+    let port = free_port();
+    let vm = start_redis(&dir, "redis-bench", port, &[], &[]);
+    assert_eq!(cli(port, &["set", "kiln", "unikernel"]), "OK");
     let bench = run_tool(
         tool("redis-benchmark").args(["-p", &port.to_string(), "-n", "2000", "-c", "50", "-q"]),
         Duration::from_secs(120),
@@ -237,7 +259,6 @@ fn redis_ping_set_get_and_benchmark() {
 }
 
 #[test]
-#[ignore = "needs the virtio-net driver (host <-> guest traffic over -p)"]
 fn redis_aof_survives_a_hard_stop_on_a_volume() {
     let dir = tmpdir("redis-aof");
     let img = dir.join("data.img");
@@ -306,8 +327,19 @@ fn http_get(port: u16, path: &str) -> (String, Vec<u8>) {
 }
 
 #[test]
-#[ignore = "needs the virtio-net driver (host <-> guest traffic over -p)"]
-fn nginx_serves_files_under_wrk_and_writes_its_logs() {
+fn nginx_serves_files_and_writes_its_logs() {
+    nginx_case(false);
+}
+
+#[test]
+#[ignore = "stalls: with 50 connections opened at once most stay in the host's accept queue of QEMU's -p socket and never reach the guest (see the module doc)"]
+fn nginx_under_wrk_with_50_connections() {
+    nginx_case(true);
+}
+
+/// nginx from a rootfs, logs on a volume: bodies byte for byte, a 404, stub_status, then
+/// (with `load`) wrk; the logs read back from the volume after the VM is killed.
+fn nginx_case(load: bool) {
     let dir = tmpdir("nginx");
     let root = dir.join("root");
     fs::create_dir_all(root.join("etc/nginx")).unwrap();
@@ -341,19 +373,28 @@ fn nginx_serves_files_under_wrk_and_writes_its_logs() {
     assert!(body == big, "big.bin differs: {} bytes", body.len());
     let (head, _) = http_get(port, "/missing");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
-    // Load.
-    let wrk = run_tool(
-        tool("wrk").args(["-t", "2", "-c", "50", "-d", "5s", &format!("http://127.0.0.1:{port}/")]),
-        Duration::from_secs(40),
-    );
-    assert_eq!(wrk.status, Some(0), "{wrk}");
-    assert!(!wrk.stdout.contains("Socket errors") && !wrk.stdout.contains("Non-2xx"), "wrk saw errors:\n{wrk}");
-    let requests: u64 = wrk
-        .stdout
-        .lines()
-        .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.parse().ok()))
-        .unwrap_or_else(|| panic!("no request count from wrk:\n{wrk}"));
-    assert!(requests > 50, "wrk made only {requests} requests:\n{wrk}");
+    // Load: wrk, or a few requests of our own.
+    let requests: u64 = if load {
+        let wrk = run_tool(
+            tool("wrk").args(["-t", "2", "-c", "50", "-d", "5s", &format!("http://127.0.0.1:{port}/")]),
+            Duration::from_secs(40),
+        );
+        assert_eq!(wrk.status, Some(0), "{wrk}");
+        assert!(!wrk.stdout.contains("Socket errors") && !wrk.stdout.contains("Non-2xx"), "wrk saw errors:\n{wrk}");
+        let requests: u64 = wrk
+            .stdout
+            .lines()
+            .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.parse().ok()))
+            .unwrap_or_else(|| panic!("no request count from wrk:\n{wrk}"));
+        assert!(requests > 50, "wrk made only {requests} requests:\n{wrk}");
+        requests
+    } else {
+        for _ in 0..20 {
+            let (head, body) = http_get(port, "/");
+            assert!(head.starts_with("HTTP/1.1 200 OK") && body == index.as_bytes(), "{head}");
+        }
+        20
+    };
     let (_, status) = http_get(port, "/status");
     let status = String::from_utf8_lossy(&status).into_owned();
     assert!(status.starts_with("Active connections:"), "{status}");
@@ -379,7 +420,6 @@ fn nginx_serves_files_under_wrk_and_writes_its_logs() {
 // --- memcached ------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "needs the virtio-net driver (host <-> guest traffic over -p)"]
 fn memcached_set_get_with_threads() {
     let dir = tmpdir("memcached");
     let port = free_port();
