@@ -320,3 +320,10 @@ fn go_net_http_server_answers_curl() {
 fn rust_tcplistener_server_answers_curl() {
     http_app_answers_curl(&rust_app(), "hello from rust");
 }
+
+#[test]
+fn dhcp_lease_names_the_dns_server_in_resolv_conf() {
+    let prog = program("dns_resolve", Flavour::MuslStatic);
+    let out = Background::kiln(&prog, &["--net", "user"], &["conf"], 120).finish(Duration::from_secs(130));
+    assert!(out.status == Some(0) && out.stdout == "nameserver 10.0.2.3\n", "{out:?}");
+}

@@ -86,3 +86,25 @@ fn timeo_musl() {
 fn timeo_glibc() {
     kiln(TIMEO, Flavour::GlibcStatic);
 }
+
+/// getaddrinfo through the libc's own DNS resolver: `tests/c/dns_resolve.c` serves DNS on
+/// 127.0.0.1:53 from a thread, points /etc/resolv.conf at it and resolves a name (musl's and
+/// glibc's resolvers over UDP), plus localhost from /etc/hosts and a name that does not
+/// exist. Not run natively: it binds port 53 and rewrites /etc/resolv.conf.
+const DNS: Case = Case {
+    prog: "dns_resolve",
+    args: &["local"],
+    env: &[],
+    stdout: Expect::Exact("localhost -> 127.0.0.1\nwww.kiln.test -> 10.1.2.3\nmissing.example -> EAI_NONAME\n"),
+    status: 0,
+};
+
+#[test]
+fn dns_getaddrinfo_musl() {
+    kiln(DNS, Flavour::MuslStatic);
+}
+
+#[test]
+fn dns_getaddrinfo_glibc() {
+    kiln(DNS, Flavour::GlibcStatic);
+}
