@@ -377,12 +377,13 @@ impl Net {
                 }
             }
         }
-        if self.dhcp.is_some() {
-            self.poll_dhcp();
+        // A new or lost lease changes what sockets can do (a connect may now route).
+        if self.dhcp.is_some() && self.poll_dhcp() {
+            any = true;
         }
         self.reap_orphans();
         // Without packets nothing but the caller's own socket changed ([`Net::touch`]).
-        if any || self.dhcp.is_some() {
+        if any {
             self.refresh_signatures(now);
         }
     }
@@ -396,10 +397,11 @@ impl Net {
         }
     }
 
-    fn poll_dhcp(&mut self) {
-        let Some(h) = self.dhcp else { return };
+    /// Takes the DHCP client's news; true when the lease changed.
+    fn poll_dhcp(&mut self) -> bool {
+        let Some(h) = self.dhcp else { return false };
         let event = match self.ifaces[ETH].sockets.get_mut::<dhcpv4::Socket>(h).poll() {
-            None => return,
+            None => return false,
             Some(dhcpv4::Event::Deconfigured) => None,
             Some(dhcpv4::Event::Configured(c)) => Some(Lease {
                 addr: c.address.address(),
@@ -409,6 +411,7 @@ impl Net {
             }),
         };
         self.apply_lease(event);
+        true
     }
 
     /// When the stack next needs polling by itself (monotonic ns): retransmissions, delayed

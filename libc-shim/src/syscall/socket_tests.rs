@@ -730,7 +730,7 @@ fn edge_triggered_epoll_sees_each_arrival_once() {
     ev.extend_from_slice(&s.to_le_bytes());
     t.put(OPT, &ev);
     assert_eq!(t.call(EPOLL_CTL, &[ep, 1, s, OPT]), 0);
-    let mut wait = |t: &mut T| -> u32 {
+    let wait = |t: &mut T| -> u32 {
         let n = t.call(EPOLL_WAIT, &[ep, OUT, 4, 0]);
         if n == 0 { 0 } else { u32::from_le_bytes(t.get(OUT, 4).try_into().unwrap()) }
     };
