@@ -9,4 +9,4 @@ scripts/setup.sh
 # The workspace's default members (libc-shim, bake, tests): the kernel only builds for
 # x86_64-unknown-none, and bake's build script builds it and carries it inside bake.
 cargo build --release
-cargo test --release "$@"
+cargo test --release --no-fail-fast "$@"

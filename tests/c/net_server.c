@@ -2,7 +2,7 @@
  *
  *   net_server echo PORT N     TCP echo, a thread per connection; exits after N connections
  *                              have closed, printing the byte count.
- *   net_server udpecho PORT N  UDP echo of N datagrams.
+ *   net_server udpecho PORT N  UDP echo of N datagrams (N = 0: until the datagram "quit").
  *   net_server http PORT       HTTP/1.1 keep-alive server on one epoll loop (edge-triggered,
  *                              nonblocking sockets, as nginx runs): every path answers
  *                              "hello, world\n"; GET /exit answers and ends the program.
@@ -89,15 +89,19 @@ static int udpecho(int port, int n) {
     fflush(stdout);
     char buf[2048];
     long bytes = 0;
-    for (int i = 0; i < n; i++) {
+    int got = 0;
+    /* Echo until the datagram "quit" (answered too), or n datagrams when n > 0. */
+    while (n <= 0 || got < n) {
         struct sockaddr_in from;
         socklen_t len = sizeof from;
-        long got = recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&from, &len);
-        if (got < 0) die("recvfrom");
-        if (sendto(s, buf, got, 0, (struct sockaddr *)&from, len) != got) die("sendto");
-        bytes += got;
+        long r = recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&from, &len);
+        if (r < 0) die("recvfrom");
+        if (sendto(s, buf, r, 0, (struct sockaddr *)&from, len) != r) die("sendto");
+        if (r == 4 && !memcmp(buf, "quit", 4)) break;
+        bytes += r;
+        got++;
     }
-    printf("udpecho: datagrams=%d bytes=%ld\n", n, bytes);
+    printf("udpecho: datagrams=%d bytes=%ld\n", got, bytes);
     return 0;
 }
 
