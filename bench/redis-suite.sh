@@ -13,9 +13,9 @@
 #   needs:repl   replication: a replica is a second redis process; Kiln runs one process per VM
 #                and has no fork for the full sync
 #   needs:save   BGSAVE-based persistence: fork is ENOSYS by design in Kiln
-# and, by name (a generated --skipfile), the untagged tests that attach to the replication
-# stream (attach_to_replication_stream: SYNC, which needs a BGSAVE child): without the skip
-# the first of them ends the whole run with an exception.
+# and, by name (a generated --skipfile), the untagged tests that fork: BGSAVE, BGREWRITEAOF,
+# or attaching to the replication stream (SYNC, which needs a BGSAVE child). Without the skip
+# the first of them ends the whole run with an exception ("ERR" from BGSAVE).
 # Tests tagged external:skip are skipped by runtest itself in external mode (they start their
 # own servers). Output: bench/out/redis-suite.log (and the VM's log next to it).
 set -eu
@@ -46,7 +46,7 @@ done
 cd "$src"
 skip=$out/redis-suite.skip
 awk '/^[ \t]*test [{"]/ { name = $0; sub(/^[ \t]*test [{"]/, "", name); sub(/[}"] *[{].*$/, "", name); sub(/[}"] *$/, "", name) }
-     /attach_to_replication_stream/ && name != "" { print name }' tests/unit/*.tcl tests/unit/type/*.tcl | sort -u >"$skip"
+     /attach_to_replication_stream|r bgsave|[Bb]grewriteaof|waitForBgsave|waitForBgrewriteaof/ && name != "" { print name }' tests/unit/*.tcl tests/unit/type/*.tcl | sort -u >"$skip"
 set +e
 ./runtest --host 127.0.0.1 --port "$port" --tags -needs:repl --tags -needs:save --skipfile "$skip" \
     --timeout 600 "$@" 2>&1 | tee "$out/redis-suite.log"
