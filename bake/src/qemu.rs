@@ -234,6 +234,10 @@ impl Network {
         if let Some(gw) = &self.gateway {
             s.push_str(&format!(" kiln.gw={gw}"));
         }
+        if self.backend == NetBackend::User {
+            // QEMU's user networking also serves IPv6: prefix fec0::/64, the host at fec0::2.
+            s.push_str(" kiln.ip6=fec0::15/64 kiln.gw6=fec0::2");
+        }
         s
     }
 }
@@ -666,7 +670,7 @@ mod tests {
              -device virtio-net-device,netdev=n0"
         );
         assert!(net.qemu_args(Machine::Q35).join(" ").ends_with("-device virtio-net-pci,netdev=n0,disable-legacy=on,romfile="));
-        assert_eq!(net.cmdline(), " kiln.ip=10.0.2.15/24 kiln.gw=10.0.2.2");
+        assert_eq!(net.cmdline(), " kiln.ip=10.0.2.15/24 kiln.gw=10.0.2.2 kiln.ip6=fec0::15/64 kiln.gw6=fec0::2");
         let tap = Network { backend: NetBackend::Tap("tap0".into()), ports: vec![], ip: None, gateway: None };
         assert_eq!(tap.qemu_args(Machine::Pc)[1], "tap,id=n0,ifname=tap0,script=no,downscript=no");
     }

@@ -6,7 +6,7 @@
  *   net_server http PORT       HTTP/1.1 keep-alive server on one epoll loop (edge-triggered,
  *                              nonblocking sockets, as nginx runs): every path answers
  *                              "hello, world\n"; GET /exit answers and ends the program.
- *   net_server client ADDR PORT  connects to ADDR:PORT, sends a line, prints the reply line.
+ *   net_server client ADDR PORT  connects to ADDR:PORT (IPv4 or IPv6), sends a line, prints the reply line.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -177,10 +177,19 @@ static int http(int port) {
 }
 
 static int client(const char *addr, int port) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    if (inet_pton(AF_INET, addr, &a.sin_addr) != 1) die("inet_pton");
-    if (connect(s, (struct sockaddr *)&a, sizeof a)) die("connect");
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+    int s;
+    if (inet_pton(AF_INET, addr, &a.sin_addr) == 1) {
+        s = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(s, (struct sockaddr *)&a, sizeof a)) die("connect");
+    } else if (inet_pton(AF_INET6, addr, &a6.sin6_addr) == 1) {
+        s = socket(AF_INET6, SOCK_STREAM, 0);
+        if (connect(s, (struct sockaddr *)&a6, sizeof a6)) die("connect");
+    } else {
+        errno = EINVAL;
+        die("address");
+    }
     const char *line = "ping from the guest\n";
     if (write(s, line, strlen(line)) != (long)strlen(line)) die("write");
     char buf[256];

@@ -287,25 +287,36 @@ fn udp_round_trips_from_host() {
     assert!((100..=sent).contains(&echoed), "guest echoed {echoed}, host sent {sent}\n{out:?}");
 }
 
-#[test]
-fn guest_client_reaches_host_server() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+/// A client in the guest connects to a server on the host: at `guest_addr` (QEMU's user
+/// networking maps it to the host's `host_addr`) and reads its answer.
+fn guest_client_reaches(host_addr: &str, guest_addr: &str) {
+    let listener = TcpListener::bind((host_addr, 0)).expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let host = std::thread::spawn(move || {
-        let (mut c, peer) = listener.accept().expect("accept");
+        let (mut c, _) = listener.accept().expect("accept");
         let mut line = Vec::new();
         let mut b = [0u8; 1];
         while c.read(&mut b).expect("read") == 1 && b[0] != b'\n' {
             line.push(b[0]);
         }
         c.write_all(b"pong from the host\n").expect("write");
-        (String::from_utf8_lossy(&line).into_owned(), peer)
+        String::from_utf8_lossy(&line).into_owned()
     });
     let p = port.to_string();
-    let out = Background::kiln(&server_program(), &["--net", "user"], &["client", "10.0.2.2", &p], 120).finish(Duration::from_secs(130));
+    let out = Background::kiln(&server_program(), &["--net", "user"], &["client", guest_addr, &p], 120).finish(Duration::from_secs(130));
     check_ok(&out, "client: reply pong from the host\n");
-    let (line, _peer) = host.join().expect("host server");
-    assert_eq!(line, "ping from the guest");
+    assert_eq!(host.join().expect("host server"), "ping from the guest");
+}
+
+#[test]
+fn guest_client_reaches_host_server() {
+    guest_client_reaches("127.0.0.1", "10.0.2.2");
+}
+
+#[test]
+fn guest_client_reaches_host_server_ipv6() {
+    // The guest has fec0::15/64 on its Ethernet interface; fec0::2 is the host.
+    guest_client_reaches("::1", "fec0::2");
 }
 
 /// `curl` against a server in the guest: the body of `GET /path`.

@@ -148,6 +148,10 @@ pub struct NetConfig {
     pub ip: Option<(Ipv4Addr, u8)>,
     pub gateway: Option<Ipv4Addr>,
     pub dns: Option<Ipv4Addr>,
+    /// A static IPv6 address and prefix for the Ethernet interface (`kiln.ip6=`), and its
+    /// router (`kiln.gw6=`); without it the interface speaks IPv4 only.
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 impl NetConfig {
@@ -164,6 +168,15 @@ impl NetConfig {
                     c.ip = Some((ip(a)?, prefix));
                 }
                 Some(("kiln.gw", v)) => c.gateway = Some(ip(v)?),
+                Some(("kiln.ip6", v)) => {
+                    let (a, p) = v.split_once('/').unwrap_or((v, "64"));
+                    let prefix: u8 = p.parse().ok().filter(|&p| p <= 128).ok_or_else(|| alloc::format!("bad prefix in kiln.ip6={v}"))?;
+                    let a = a.parse::<Ipv6Addr>().map_err(|_| alloc::format!("not an IPv6 address: {a:?}"))?;
+                    c.ip6 = Some((a, prefix));
+                }
+                Some(("kiln.gw6", v)) => {
+                    c.gateway6 = Some(v.parse::<Ipv6Addr>().map_err(|_| alloc::format!("not an IPv6 address: {v:?}"))?);
+                }
                 Some(("kiln.dns", v)) => c.dns = Some(ip(v)?),
                 _ => {}
             }
@@ -279,6 +292,20 @@ impl Net {
         config.random_seed = self.seed ^ 0x5555;
         let iface = Interface::new(config, &mut dev, instant(now));
         self.ifaces.push(Iface { iface, lo: None, sockets: SocketSet::new(Vec::new()) });
+        if let Some((addr, prefix)) = self.config.ip6 {
+            let eth = &mut self.ifaces[ETH].iface;
+            eth.update_ip_addrs(|a| {
+                let _ = a.push(IpCidr::new(IpAddress::Ipv6(addr), prefix));
+            });
+            if let Some(gw) = self.config.gateway6 {
+                let _ = eth.routes_mut().add_default_ipv6_route(gw);
+            }
+            // The interface's own address is reached through loopback, as on Linux.
+            self.ifaces[LO].iface.update_ip_addrs(|a| {
+                let _ = a.push(IpCidr::new(IpAddress::Ipv6(addr), 128));
+            });
+            log::info!("net: address {addr}/{prefix}{}", self.config.gateway6.map_or(alloc::string::String::new(), |g| alloc::format!(", gateway {g}")));
+        }
         match self.config.ip {
             Some((addr, prefix)) => {
                 self.apply_lease(Some(Lease { addr, prefix, gateway: self.config.gateway, dns: self.config.dns }));
@@ -294,7 +321,8 @@ impl Net {
     fn apply_lease(&mut self, lease: Option<Lease>) {
         let Some(eth) = self.ifaces.get_mut(ETH) else { return };
         eth.iface.update_ip_addrs(|a| {
-            a.clear();
+            // A lease is IPv4: static IPv6 addresses stay.
+            a.retain(|c| matches!(c, IpCidr::Ipv6(_)));
             if let Some(l) = lease {
                 let _ = a.push(IpCidr::Ipv4(Ipv4Cidr::new(l.addr, l.prefix)));
             }
@@ -306,7 +334,7 @@ impl Net {
         // The interface's own address is reached through loopback, as on Linux.
         let lo = &mut self.ifaces[LO].iface;
         lo.update_ip_addrs(|a| {
-            a.retain(|c| is_loopback(c.address()));
+            a.retain(|c| is_loopback(c.address()) || matches!(c, IpCidr::Ipv6(_)));
             if let Some(l) = lease {
                 let _ = a.push(IpCidr::Ipv4(Ipv4Cidr::new(l.addr, 32)));
             }
@@ -604,7 +632,11 @@ impl Net {
         if is_loopback(addr) || self.ifaces[LO].iface.has_ip_addr(addr) {
             return Ok(LO);
         }
-        if self.has_eth() && self.lease.is_some() {
+        let configured = match addr {
+            IpAddress::Ipv4(_) => self.lease.is_some(),
+            IpAddress::Ipv6(_) => self.config.ip6.is_some(),
+        };
+        if self.has_eth() && configured {
             return Ok(ETH);
         }
         Err(Errno::ENETUNREACH)
@@ -1280,5 +1312,24 @@ fn address_families(family: Family, v6only: bool, addr: Option<IpAddress>) -> (b
         (Some(IpAddress::Ipv6(_)), _) => (false, true),
         (None, Family::Inet) => (true, false),
         (None, Family::Inet6) => (!v6only, true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_config_from_the_command_line() {
+        let c = NetConfig::parse("console=x kiln.ip=10.0.2.15/24 kiln.gw=10.0.2.2 kiln.ip6=fec0::15/64 kiln.gw6=fec0::2 kiln.dns=10.0.2.3").unwrap();
+        assert_eq!(c.ip, Some((Ipv4Addr::new(10, 0, 2, 15), 24)));
+        assert_eq!(c.gateway, Some(Ipv4Addr::new(10, 0, 2, 2)));
+        assert_eq!(c.dns, Some(Ipv4Addr::new(10, 0, 2, 3)));
+        assert_eq!(c.ip6, Some(("fec0::15".parse().unwrap(), 64)));
+        assert_eq!(c.gateway6, Some("fec0::2".parse().unwrap()));
+        assert_eq!(NetConfig::parse("quiet").unwrap(), NetConfig::default());
+        assert!(NetConfig::parse("kiln.ip6=fec0::15/129").unwrap_err().contains("bad prefix"));
+        assert!(NetConfig::parse("kiln.ip6=10.0.2.15").unwrap_err().contains("not an IPv6 address"));
+        assert!(NetConfig::parse("kiln.ip=fec0::1").unwrap_err().contains("not an IPv4 address"));
     }
 }
