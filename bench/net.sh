@@ -69,13 +69,20 @@ wait_http() {
 results=$out/results
 : >"$results"
 
-bench_http() {
-    local side=$1 port
+# ports SIDE GUEST_PORT: sets $port (where the host connects), $gport (where the server
+# listens) and $host for a server on SIDE.
+ports() {
     port=$(free_port)
-    local gport=8080 host
-    [ "$side" = native ] && gport=$port
-    host=$(host_of "$side")
-    [ "$side" = kiln-tap ] && port=8080
+    gport=$2
+    [ "$1" = native ] && gport=$port
+    host=$(host_of "$1")
+    [ "$1" = kiln-tap ] && port=$2
+    return 0
+}
+
+bench_http() {
+    local side=$1 port gport host
+    ports "$side" 8080
     start_server "$side" "$port" http "$gport"
     if ! wait_http "http://$host:$port/"; then
         log "$side: the HTTP server did not come up (see $out/$side.log)"
@@ -97,12 +104,8 @@ bench_http() {
 }
 
 bench_echo() {
-    local side=$1 port
-    port=$(free_port)
-    local gport=7000 host
-    [ "$side" = native ] && gport=$port
-    host=$(host_of "$side")
-    [ "$side" = kiln-tap ] && port=7000
+    local side=$1 port gport host
+    ports "$side" 7000
     # A probe (a round trip proves the guest listens: QEMU accepts on the host port before
     # it does), 1 connection of small messages, 8 of them, 1 of 256 KiB messages: 11.
     start_server "$side" "$port" echo "$gport" 11
