@@ -63,6 +63,8 @@ enum PkgCmd {
         /// Test every program recipe
         #[arg(long, conflicts_with = "name")]
         all: bool,
+        #[command(flatten)]
+        kernel: KernelArg,
     },
     /// Show a recipe: source, dependencies, build, run defaults, smoke test, cache state
     Info {
@@ -99,6 +101,8 @@ struct PkgRunArgs {
     files: FilesArgs,
     #[command(flatten)]
     net: NetArgs,
+    #[command(flatten)]
+    kernel: KernelArg,
     /// Arguments for the program: replace the recipe's run.args
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<OsString>,
@@ -125,7 +129,7 @@ pub fn main(args: PkgArgs) -> anyhow::Result<u8> {
                 Some(_) => program_recipe(&registry, &name)?,
                 None => registry.get(&name).map_err(recipe_error)?,
             };
-            let built = build(&registry, &name, &cache)?;
+            let built = build(&registry, &name, &cache, true)?;
             let last = built.last().context("nothing built")?;
             match &last.program {
                 Some(p) => println!("{}", p.display()),
@@ -138,7 +142,7 @@ pub fn main(args: PkgArgs) -> anyhow::Result<u8> {
             Ok(0)
         }
         PkgCmd::Run(run) => pkg_run(&registry, &cache, run),
-        PkgCmd::Test { name, all } => {
+        PkgCmd::Test { name, all, kernel } => {
             let names: Vec<String> = if all {
                 registry
                     .recipes
@@ -149,7 +153,7 @@ pub fn main(args: PkgArgs) -> anyhow::Result<u8> {
             } else {
                 vec![name.context("a recipe name or --all")?]
             };
-            test(&registry, &cache, &names)
+            test(&registry, &cache, &names, &kernel.load()?)
         }
         PkgCmd::Info { name } => info(&registry, &cache, &name),
     }
@@ -168,7 +172,7 @@ pub fn build_image(
     let registry = load_registry(None)?;
     let cache = Cache::from_env()?;
     let recipe = program_recipe(&registry, name)?;
-    let built = build(&registry, name, &cache)?;
+    let built = build(&registry, name, &cache, false)?;
     let last = built.last().context("nothing built")?;
     image(recipe, last, &kernel.load()?, arg0, args, env, files)
 }
@@ -176,7 +180,10 @@ pub fn build_image(
 fn not_a_program(recipe: &Recipe) -> Fail {
     Fail::new(
         exit_codes::CANNOT_RUN,
-        format!("{} is a library (its recipe has no build.program)", recipe.name()),
+        format!(
+            "{} is a library (its recipe has no build.program)",
+            recipe.name()
+        ),
         "give a recipe that makes a program (bake pkg list)",
     )
 }
@@ -251,9 +258,14 @@ fn find_packages_dir() -> Option<PathBuf> {
     has_recipes(&built_from).then_some(built_from)
 }
 
-fn build(registry: &Registry, name: &str, cache: &Cache) -> anyhow::Result<Vec<Built>> {
+fn build(
+    registry: &Registry,
+    name: &str,
+    cache: &Cache,
+    say_cached: bool,
+) -> anyhow::Result<Vec<Built>> {
     registry.get(name).map_err(recipe_error)?;
-    builder::build(registry, name, cache)
+    builder::build(registry, name, cache, say_cached)
 }
 
 /// The recipe's image: its program, run.args (or `args`), run.env plus `env`, and its
@@ -288,7 +300,15 @@ fn image(
     all_env.extend_from_slice(env);
     let root = files.rootfs.clone().or_else(|| recipe.files_dir());
     let rootfs = crate::rootfs::pack(root.as_deref(), &files.files)?;
-    baking::bake_app(kernel, program, &elf, arg0, &args, &all_env, rootfs.as_deref())
+    baking::bake_app(
+        kernel,
+        program,
+        &elf,
+        arg0,
+        &args,
+        &all_env,
+        rootfs.as_deref(),
+    )
 }
 
 fn list(registry: &Registry, cache: &Cache) -> anyhow::Result<u8> {
@@ -312,7 +332,12 @@ fn list(registry: &Registry, cache: &Cache) -> anyhow::Result<u8> {
             ]
         })
         .collect();
-    let header = ["NAME".to_string(), "VERSION".into(), "TEST".into(), "SUMMARY".into()];
+    let header = [
+        "NAME".to_string(),
+        "VERSION".into(),
+        "TEST".into(),
+        "SUMMARY".into(),
+    ];
     let width = |i: usize| {
         rows.iter()
             .chain(std::iter::once(&header))
@@ -352,7 +377,11 @@ fn info(registry: &Registry, cache: &Cache, name: &str) -> anyhow::Result<u8> {
     let deps = &f.dependencies;
     println!(
         "dependencies: {}",
-        if deps.is_empty() { "none".into() } else { deps.join(", ") }
+        if deps.is_empty() {
+            "none".into()
+        } else {
+            deps.join(", ")
+        }
     );
     match &f.build.program {
         Some(p) => println!("program:      {p} (a static x86_64 ELF)"),
@@ -375,7 +404,10 @@ fn info(registry: &Registry, cache: &Cache, name: &str) -> anyhow::Result<u8> {
         if !run.ports.is_empty() {
             println!("  ports:      {}", run.ports.join(" "));
         }
-        println!("  memory:     {}", run.memory.as_deref().unwrap_or("128M (bake run's default)"));
+        println!(
+            "  memory:     {}",
+            run.memory.as_deref().unwrap_or("128M (bake run's default)")
+        );
         for v in &run.volumes {
             println!("  volume:     {} ({}, made on first run)", v.guest, v.size);
         }
@@ -385,9 +417,9 @@ fn info(registry: &Registry, cache: &Cache, name: &str) -> anyhow::Result<u8> {
         if let Some(t) = &f.test {
             println!("test:         {}", t.describe());
         }
-        let status = cache
-            .load_status(name)
-            .map_or("untested".into(), |s| format!("{}: {}", s.summary(key), s.detail));
+        let status = cache.load_status(name).map_or("untested".into(), |s| {
+            format!("{}: {}", s.summary(key), s.detail)
+        });
         println!("last test:    {status}");
     }
     Ok(0)
@@ -400,7 +432,9 @@ fn default_volume_path(cache: &Cache, name: &str, guest: &str) -> anyhow::Result
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    Ok(cache.sub(&format!("volumes/{name}"))?.join(format!("{file}.img")))
+    Ok(cache
+        .sub(&format!("volumes/{name}"))?
+        .join(format!("{file}.img")))
 }
 
 /// The recipe's default volumes that the user did not replace, made where missing.
@@ -432,12 +466,12 @@ fn default_volumes(
 
 fn pkg_run(registry: &Registry, cache: &Cache, run: PkgRunArgs) -> anyhow::Result<u8> {
     let recipe = program_recipe(registry, &run.name)?;
-    let built = build(registry, &run.name, cache)?;
+    let built = build(registry, &run.name, cache, false)?;
     let last = built.last().context("nothing built")?;
     let image = image(
         recipe,
         last,
-        crate::KERNEL,
+        &run.kernel.load()?,
         None,
         &run.args,
         &run.env.env,
@@ -487,7 +521,7 @@ fn pkg_run(registry: &Registry, cache: &Cache, run: PkgRunArgs) -> anyhow::Resul
     Ok(status)
 }
 
-fn test(registry: &Registry, cache: &Cache, names: &[String]) -> anyhow::Result<u8> {
+fn test(registry: &Registry, cache: &Cache, names: &[String], kernel: &[u8]) -> anyhow::Result<u8> {
     for name in names {
         let r = registry.get(name).map_err(recipe_error)?;
         if !r.is_program() {
@@ -505,7 +539,7 @@ fn test(registry: &Registry, cache: &Cache, names: &[String]) -> anyhow::Result<
         let recipe = registry.get(name).map_err(recipe_error)?;
         let key = &keys[name.as_str()];
         let started = Instant::now();
-        let verdict = match test_one(registry, cache, recipe) {
+        let verdict = match test_one(registry, cache, recipe, kernel) {
             Ok(v) => v,
             Err(e) => {
                 let message = match e.downcast_ref::<Fail>() {
@@ -534,7 +568,11 @@ fn test(registry: &Registry, cache: &Cache, names: &[String]) -> anyhow::Result<
             "{} passed, {} failed{}",
             names.len() - failed.len(),
             failed.len(),
-            if failed.is_empty() { String::new() } else { format!(": {}", failed.join(", ")) }
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", failed.join(", "))
+            }
         );
     }
     Ok(if failed.is_empty() { 0 } else { TEST_FAILED })
@@ -545,17 +583,22 @@ fn test_one(
     registry: &Registry,
     cache: &Cache,
     recipe: &Recipe,
+    kernel: &[u8],
 ) -> anyhow::Result<Result<String, String>> {
-    let built = build(registry, recipe.name(), cache)?;
+    let built = build(registry, recipe.name(), cache, false)?;
     let last = built.last().context("nothing built")?;
     let test = recipe.file.test.as_ref().context("no smoke test")?;
-    let tmp = tempfile::Builder::new().prefix("kiln-pkg-test-").tempdir()?;
-    let image = image(recipe, last, crate::KERNEL, None, &[], &[], &no_files())?;
+    let tmp = tempfile::Builder::new()
+        .prefix("kiln-pkg-test-")
+        .tempdir()?;
+    let image = image(recipe, last, kernel, None, &[], &[], &no_files())?;
     let image_path = tmp.path().join(format!("{}.img", recipe.name()));
     crate::write_output(&image_path, &image)?;
     // A fresh copy of each default volume, so tests do not depend on earlier runs.
     let volumes = default_volumes(recipe, &[], |g| {
-        Ok(tmp.path().join(format!("{}.vol", g.trim_matches('/').replace('/', "_"))))
+        Ok(tmp
+            .path()
+            .join(format!("{}.vol", g.trim_matches('/').replace('/', "_"))))
     })?;
     let mem = match &recipe.file.run.memory {
         Some(m) => Some(baking::parse_mem(m).map_err(|e| anyhow::anyhow!(e))?),
@@ -595,8 +638,21 @@ mod tests {
     #[test]
     fn pkg_run_arguments() {
         let p = pkg(&[
-            "pkg", "run", "redis", "-p", "7000:6379", "-v", "d.img:/data", "-e", "A=1", "--mem",
-            "1G", "-v", "--", "--port", "6379",
+            "pkg",
+            "run",
+            "redis",
+            "-p",
+            "7000:6379",
+            "-v",
+            "d.img:/data",
+            "-e",
+            "A=1",
+            "--mem",
+            "1G",
+            "-v",
+            "--",
+            "--port",
+            "6379",
         ]);
         assert_eq!(p.verbosity(), 1);
         let PkgCmd::Run(r) = p.command else { panic!() };
@@ -604,8 +660,13 @@ mod tests {
         assert_eq!(r.net.publish.len(), 1);
         assert_eq!(r.volume[0].guest, "/data");
         assert_eq!(r.mem, Some(1024));
-        assert_eq!(r.args, vec![OsString::from("--port"), OsString::from("6379")]);
-        let PkgCmd::Run(r) = pkg(&["pkg", "run", "lua"]).command else { panic!() };
+        assert_eq!(
+            r.args,
+            vec![OsString::from("--port"), OsString::from("6379")]
+        );
+        let PkgCmd::Run(r) = pkg(&["pkg", "run", "lua"]).command else {
+            panic!()
+        };
         assert_eq!((r.mem, r.args.len()), (None, 0));
     }
 
@@ -614,27 +675,41 @@ mod tests {
         assert!(matches!(pkg(&["pkg", "list"]).command, PkgCmd::List));
         let p = pkg(&["pkg", "--recipes", "/r", "test", "--all"]);
         assert_eq!(p.recipes, Some(PathBuf::from("/r")));
-        assert!(matches!(p.command, PkgCmd::Test { name: None, all: true }));
+        assert!(matches!(
+            p.command,
+            PkgCmd::Test {
+                name: None,
+                all: true,
+                ..
+            }
+        ));
         assert!(parse(&["pkg", "test"]).is_err(), "a name or --all");
         assert!(parse(&["pkg", "test", "lua", "--all"]).is_err());
         let PkgCmd::Build { name, output } = pkg(&["pkg", "build", "nginx", "-o", "n.img"]).command
         else {
             panic!()
         };
-        assert_eq!((name.as_str(), output), ("nginx", Some(PathBuf::from("n.img"))));
+        assert_eq!(
+            (name.as_str(), output),
+            ("nginx", Some(PathBuf::from("n.img")))
+        );
     }
 
     #[test]
     fn build_recipe_arguments() {
-        let crate::Cmd::Build(b) = parse(&["build", "--recipe", "lua", "-o", "l.img", "--", "-e", "x"])
-            .unwrap()
-            .command
+        let crate::Cmd::Build(b) =
+            parse(&["build", "--recipe", "lua", "-o", "l.img", "--", "-e", "x"])
+                .unwrap()
+                .command
         else {
             panic!()
         };
         assert_eq!((b.elf, b.recipe.as_deref()), (None, Some("lua")));
         assert_eq!(b.args.len(), 2);
-        assert!(parse(&["build", "-o", "x.img"]).is_err(), "an ELF or --recipe");
+        assert!(
+            parse(&["build", "-o", "x.img"]).is_err(),
+            "an ELF or --recipe"
+        );
         assert!(parse(&["build", "prog", "--recipe", "lua", "-o", "x.img"]).is_err());
     }
 
@@ -676,11 +751,18 @@ expect_stdout = ""
         let reg = Registry::load(d.path()).unwrap();
         let changed = cache::keys(&reg).unwrap();
         for name in ["lib-a", "lib-b", "app"] {
-            assert_ne!(keys[name], changed[name], "{name} depends on lib-a's source");
+            assert_ne!(
+                keys[name], changed[name],
+                "{name} depends on lib-a's source"
+            );
         }
         std::fs::write(d.path().join("app/README.md"), "docs").unwrap();
         let reg = Registry::load(d.path()).unwrap();
-        assert_eq!(cache::keys(&reg).unwrap(), changed, "README.md is not built");
+        assert_eq!(
+            cache::keys(&reg).unwrap(),
+            changed,
+            "README.md is not built"
+        );
     }
 
     #[test]
@@ -704,6 +786,9 @@ expect_stdout = ""
         assert!(made[0].image.is_file(), "made on first use");
         assert!(!d.path().join("data.img").exists());
         // The second time it is reused, not made again (volume::create refuses to overwrite).
-        default_volumes(recipe, &user, |g| Ok(d.path().join(format!("{}.img", g.trim_matches('/'))))).unwrap();
+        default_volumes(recipe, &user, |g| {
+            Ok(d.path().join(format!("{}.img", g.trim_matches('/'))))
+        })
+        .unwrap();
     }
 }

@@ -64,7 +64,14 @@ impl Built {
 }
 
 /// Builds `name` and its dependencies (dependencies first); returns them all, `name` last.
-pub fn build(registry: &Registry, name: &str, cache: &Cache) -> anyhow::Result<Vec<Built>> {
+/// `say_cached`: also say which came from the cache (`bake pkg build`; `run` and `test` keep
+/// quiet about them).
+pub fn build(
+    registry: &Registry,
+    name: &str,
+    cache: &Cache,
+    say_cached: bool,
+) -> anyhow::Result<Vec<Built>> {
     let order = registry.order(name)?;
     let keys = cache::keys(registry)?;
     let mut built: Vec<Built> = Vec::new();
@@ -72,7 +79,7 @@ pub fn build(registry: &Registry, name: &str, cache: &Cache) -> anyhow::Result<V
     for (i, recipe) in order.into_iter().enumerate() {
         let key = &keys[recipe.name()];
         let step = format!("[{}/{total}]", i + 1);
-        let b = build_one(recipe, key, &built, cache, &step)?;
+        let b = build_one(recipe, key, &built, cache, &step, say_cached)?;
         built.push(b);
     }
     Ok(built)
@@ -90,6 +97,7 @@ fn build_one(
     deps: &[Built],
     cache: &Cache,
     step: &str,
+    say_cached: bool,
 ) -> anyhow::Result<Built> {
     let dir = cache.build_dir(recipe, key)?;
     let done = || Built {
@@ -99,19 +107,26 @@ fn build_one(
     };
     let what = format!("{} {}", recipe.name(), recipe.file.version);
     if dir.join("DONE").is_file() {
-        note(&format!("{step} {what}: cached"));
+        if say_cached {
+            note(&format!("{step} {what}: cached"));
+        }
         return Ok(done());
     }
     let _lock = cache.lock(recipe, key)?;
     if dir.join("DONE").is_file() {
-        note(&format!("{step} {what}: cached (built by another bake meanwhile)"));
+        note(&format!(
+            "{step} {what}: cached (built by another bake meanwhile)"
+        ));
         return Ok(done());
     }
     for tool in &recipe.file.build.tools {
         if !source::which(tool) {
             return Err(Fail::new(
                 exit_codes::KILN_FAILED,
-                format!("building {} needs `{tool}`, which is not on PATH", recipe.name()),
+                format!(
+                    "building {} needs `{tool}`, which is not on PATH",
+                    recipe.name()
+                ),
                 "run scripts/setup.sh, which installs the tools the recipes need",
             )
             .into());
@@ -158,7 +173,10 @@ fn build_one(
     let src = work.join("src");
     if let Err(e) = source::prepare(recipe, archive.as_deref(), &src, &mut log) {
         bar.fail();
-        return Err(failed(format!("preparing the source of {}: {e:#}", recipe.name()), &log_path));
+        return Err(failed(
+            format!("preparing the source of {}: {e:#}", recipe.name()),
+            &log_path,
+        ));
     }
 
     let script = work.join("build.sh");
@@ -213,10 +231,7 @@ fn build_one(
             Err(e) => {
                 bar.fail();
                 return Err(failed(
-                    format!(
-                        "the build of {} made no {program} ({e})",
-                        recipe.name()
-                    ),
+                    format!("the build of {} made no {program} ({e})", recipe.name()),
                     &log_path,
                 ));
             }
@@ -274,7 +289,11 @@ fn last_line(log: &Path) -> String {
     let mut buf = Vec::new();
     let _ = f.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);
-    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
     let line = line.trim();
     let mut short: String = line.chars().take(70).collect();
     if short.len() < line.len() {

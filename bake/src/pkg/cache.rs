@@ -52,8 +52,12 @@ impl Cache {
         } else {
             std::env::current_dir()?.join(root)
         };
-        std::fs::create_dir_all(&root)
-            .with_context(|| format!("cannot create the cache folder {}: set KILN_CACHE to a writable folder", root.display()))?;
+        std::fs::create_dir_all(&root).with_context(|| {
+            format!(
+                "cannot create the cache folder {}: set KILN_CACHE to a writable folder",
+                root.display()
+            )
+        })?;
         Ok(Cache { root })
     }
 
@@ -68,11 +72,15 @@ impl Cache {
     }
 
     pub fn build_dir(&self, recipe: &Recipe, key: &str) -> anyhow::Result<PathBuf> {
-        Ok(self.sub("builds")?.join(format!("{}-{}", recipe.name(), &key[..16])))
+        Ok(self
+            .sub("builds")?
+            .join(format!("{}-{}", recipe.name(), &key[..16])))
     }
 
     pub fn work_dir(&self, recipe: &Recipe, key: &str) -> anyhow::Result<PathBuf> {
-        Ok(self.sub("work")?.join(format!("{}-{}", recipe.name(), &key[..16])))
+        Ok(self
+            .sub("work")?
+            .join(format!("{}-{}", recipe.name(), &key[..16])))
     }
 
     /// Takes the cache's lock for one build (another bake building the same recipe waits).
@@ -126,7 +134,10 @@ impl TestStatus {
     /// `pass 5m ago`, `FAIL 2h ago`, `stale` (the recipe changed since).
     pub fn summary(&self, current_key: &str) -> String {
         if self.key != current_key {
-            return format!("stale ({} before a change)", if self.passed { "passed" } else { "failed" });
+            return format!(
+                "stale ({} before a change)",
+                if self.passed { "passed" } else { "failed" }
+            );
         }
         let word = if self.passed { "pass" } else { "FAIL" };
         format!("{word} {} ago", ago(now().saturating_sub(self.unix_time)))
@@ -151,8 +162,8 @@ fn ago(secs: u64) -> String {
 /// Writes via a temporary file and a rename, so readers never see half a file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
@@ -179,12 +190,7 @@ pub fn keys(registry: &Registry) -> anyhow::Result<BTreeMap<String, String>> {
             if keys.contains_key(recipe.name()) {
                 continue;
             }
-            let deps: Vec<&String> = recipe
-                .file
-                .dependencies
-                .iter()
-                .map(|d| &keys[d])
-                .collect();
+            let deps: Vec<&String> = recipe.file.dependencies.iter().map(|d| &keys[d]).collect();
             let key = key(recipe, &deps)?;
             keys.insert(recipe.name().to_string(), key);
         }

@@ -12,7 +12,9 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum RecipeError {
     /// No recipe folder at all.
-    #[error("no recipes in {dir}: give the packages folder with --recipes DIR or KILN_PACKAGES, or run bake inside the Kiln repository")]
+    #[error(
+        "no recipes in {dir}: give the packages folder with --recipes DIR or KILN_PACKAGES, or run bake inside the Kiln repository"
+    )]
     NoRecipes { dir: PathBuf },
     /// The recipe file cannot be read.
     #[error("cannot read {path}: {source}: check the file exists and is readable")]
@@ -31,7 +33,9 @@ pub enum RecipeError {
         fix: String,
     },
     /// A dependency without a recipe.
-    #[error("{path}: dependency {dependency:?} has no recipe (known: {known}): add packages/{dependency}/recipe.toml or fix the name")]
+    #[error(
+        "{path}: dependency {dependency:?} has no recipe (known: {known}): add packages/{dependency}/recipe.toml or fix the name"
+    )]
     UnknownDependency {
         path: PathBuf,
         dependency: String,
@@ -481,7 +485,8 @@ fn check_run(r: &RunDefaults) -> Result<(), Problem> {
         })?;
     }
     if let Some(m) = &r.memory {
-        crate::baking::parse_mem(m).map_err(|e| (format!("run.memory {m:?}: {e}"), "e.g. \"256M\""))?;
+        crate::baking::parse_mem(m)
+            .map_err(|e| (format!("run.memory {m:?}: {e}"), "e.g. \"256M\""))?;
     }
     for k in r.env.keys() {
         if k.is_empty() || k.contains('=') {
@@ -493,8 +498,12 @@ fn check_run(r: &RunDefaults) -> Result<(), Problem> {
     }
     let mut seen = BTreeSet::new();
     for v in &r.volumes {
-        crate::volume::parse_size(&v.size)
-            .map_err(|e| (format!("run.volumes size {:?}: {e}", v.size), "e.g. \"64M\""))?;
+        crate::volume::parse_size(&v.size).map_err(|e| {
+            (
+                format!("run.volumes size {:?}: {e}", v.size),
+                "e.g. \"64M\"",
+            )
+        })?;
         crate::volume::parse_volume(&format!("x.img:{}", v.guest)).map_err(|e| {
             (
                 format!("run.volumes guest {:?}: {e}", v.guest),
@@ -661,7 +670,10 @@ expect_status = 200
                 path,
                 expect_status,
                 ..
-            }) => assert_eq!((method.as_str(), path.as_str(), *expect_status), ("GET", "/", 200)),
+            }) => assert_eq!(
+                (method.as_str(), path.as_str(), *expect_status),
+                ("GET", "/", 200)
+            ),
             other => panic!("{other:?}"),
         }
         assert_eq!(
@@ -694,7 +706,10 @@ expect_status = 200
         assert!(e.contains("missing field `summary`"), "{e}");
         let e = err(&GOOD.replace("url = \"https://example.org/demo-1.0.tar.gz\"\n", ""));
         assert!(e.contains("lacks url"), "{e}");
-        let e = err(&GOOD.replace("[test]\nkind = \"http\"\nport = 80\nexpect_status = 200\n", ""));
+        let e = err(&GOOD.replace(
+            "[test]\nkind = \"http\"\nport = 80\nexpect_status = 200\n",
+            "",
+        ));
         assert!(e.contains("no [test]"), "{e}");
     }
 

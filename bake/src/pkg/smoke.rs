@@ -262,7 +262,8 @@ impl Vm {
     }
 
     fn output(&self) -> (String, String) {
-        let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+        let read =
+            |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
         (read(&self.stdout), read(&self.stderr))
     }
 
@@ -307,9 +308,21 @@ mod tests {
         let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
         assert_eq!(check_http(ok, 200, None), Ok(()));
         assert_eq!(check_http(ok, 200, Some("ell")), Ok(()));
-        assert!(check_http(ok, 200, Some("bye")).unwrap_err().contains("lacks"));
-        assert!(check_http(ok, 404, None).unwrap_err().contains("status 200"));
-        assert!(check_http(b"SSH-2.0\r\n", 200, None).unwrap_err().contains("not an HTTP"));
+        assert!(
+            check_http(ok, 200, Some("bye"))
+                .unwrap_err()
+                .contains("lacks")
+        );
+        assert!(
+            check_http(ok, 404, None)
+                .unwrap_err()
+                .contains("status 200")
+        );
+        assert!(
+            check_http(b"SSH-2.0\r\n", 200, None)
+                .unwrap_err()
+                .contains("not an HTTP")
+        );
         assert!(check_http(b"", 200, None).is_err());
     }
 

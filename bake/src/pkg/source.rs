@@ -14,7 +14,11 @@ use super::recipe::{Recipe, Source};
 
 /// The verified archive in the cache, fetched first if it is not there yet. `log` gets what
 /// the fetch commands print.
-pub fn fetch(recipe: &Recipe, cache: &Cache, log: &mut std::fs::File) -> anyhow::Result<Option<PathBuf>> {
+pub fn fetch(
+    recipe: &Recipe,
+    cache: &Cache,
+    log: &mut std::fs::File,
+) -> anyhow::Result<Option<PathBuf>> {
     let Source::Archive {
         url,
         sha256,
@@ -60,7 +64,10 @@ pub fn fetch(recipe: &Recipe, cache: &Cache, log: &mut std::fs::File) -> anyhow:
             tried.push(format!("apt-get source {package}={v}"));
             if let Some(found) = find_checksum(&dir, sha256)? {
                 if v != version {
-                    log::warn!("{}: Debian no longer has {package}={version}; used {package}={v}, whose archive has the same SHA-256", recipe.name());
+                    log::warn!(
+                        "{}: Debian no longer has {package}={version}; used {package}={v}, whose archive has the same SHA-256",
+                        recipe.name()
+                    );
                 }
                 std::fs::rename(&found, &dest)?;
                 return Ok(Some(dest));
@@ -107,7 +114,8 @@ pub fn fetch(recipe: &Recipe, cache: &Cache, log: &mut std::fs::File) -> anyhow:
             recipe.name(),
             tried.join(", ")
         ),
-        "run scripts/setup.sh (it turns on Debian's deb-src), check `apt-cache showsrc ".to_string()
+        "run scripts/setup.sh (it turns on Debian's deb-src), check `apt-cache showsrc "
+            .to_string()
             + package
             + "` lists the version, or put the archive in the cache as "
             + &dest.display().to_string(),
@@ -152,9 +160,8 @@ fn find_checksum(dir: &Path, sha256: &str) -> anyhow::Result<Option<PathBuf>> {
 }
 
 pub fn which(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|p| p.join(tool).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
 }
 
 /// Fills `src` (which must not exist) with the recipe's source, then applies its patches.
