@@ -55,7 +55,7 @@ enum PkgCmd {
         output: Option<PathBuf>,
     },
     /// Build a recipe's program and boot it with its run defaults, merged with these flags
-    Run(PkgRunArgs),
+    Run(Box<PkgRunArgs>),
     /// Build, boot and smoke-test recipes; exit status 1 if any fails
     Test {
         #[arg(value_name = "NAME", required_unless_present = "all")]
@@ -464,7 +464,7 @@ fn default_volumes(
     Ok(out)
 }
 
-fn pkg_run(registry: &Registry, cache: &Cache, run: PkgRunArgs) -> anyhow::Result<u8> {
+fn pkg_run(registry: &Registry, cache: &Cache, run: Box<PkgRunArgs>) -> anyhow::Result<u8> {
     let recipe = program_recipe(registry, &run.name)?;
     let built = build(registry, &run.name, cache, false)?;
     let last = built.last().context("nothing built")?;
