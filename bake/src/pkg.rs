@@ -320,9 +320,10 @@ fn list(registry: &Registry, cache: &Cache) -> anyhow::Result<u8> {
             let status = if !r.is_program() {
                 "library".to_string()
             } else {
+                let key = cache::test_key(r, &keys[r.name()]).unwrap_or_default();
                 cache
                     .load_status(r.name())
-                    .map_or("untested".into(), |s| s.summary(&keys[r.name()]))
+                    .map_or("untested".into(), |s| s.summary(&key))
             };
             [
                 r.name().to_string(),
@@ -417,8 +418,9 @@ fn info(registry: &Registry, cache: &Cache, name: &str) -> anyhow::Result<u8> {
         if let Some(t) = &f.test {
             println!("test:         {}", t.describe());
         }
+        let tkey = cache::test_key(r, key)?;
         let status = cache.load_status(name).map_or("untested".into(), |s| {
-            format!("{}: {}", s.summary(key), s.detail)
+            format!("{}: {}", s.summary(&tkey), s.detail)
         });
         println!("last test:    {status}");
     }
@@ -537,7 +539,7 @@ fn test(registry: &Registry, cache: &Cache, names: &[String], kernel: &[u8]) -> 
     let mut failed = Vec::new();
     for name in names {
         let recipe = registry.get(name).map_err(recipe_error)?;
-        let key = &keys[name.as_str()];
+        let key = cache::test_key(recipe, &keys[name.as_str()])?;
         let started = Instant::now();
         let verdict = match test_one(registry, cache, recipe, kernel) {
             Ok(v) => v,
@@ -561,7 +563,7 @@ fn test(registry: &Registry, cache: &Cache, names: &[String], kernel: &[u8]) -> 
             Ok(d) => (true, d),
             Err(d) => (false, d.lines().next().unwrap_or("").to_string()),
         };
-        cache.save_status(name, &cache::TestStatus::new(passed, key, detail))?;
+        cache.save_status(name, &cache::TestStatus::new(passed, &key, detail))?;
     }
     if names.len() > 1 {
         println!(
@@ -763,6 +765,24 @@ expect_stdout = ""
             changed,
             "README.md is not built"
         );
+        // Config files and the test are not built either, but a test result goes stale.
+        let tested = cache::test_key(reg.get("app").unwrap(), &changed["app"]).unwrap();
+        std::fs::create_dir_all(d.path().join("app/files/etc")).unwrap();
+        std::fs::write(d.path().join("app/files/etc/app.conf"), "x=1").unwrap();
+        let text = std::fs::read_to_string(d.path().join("app/recipe.toml")).unwrap();
+        std::fs::write(
+            d.path().join("app/recipe.toml"),
+            text.replace("args = []", "args = [\"-v\"]"),
+        )
+        .unwrap();
+        let reg = Registry::load(d.path()).unwrap();
+        assert_eq!(
+            cache::keys(&reg).unwrap(),
+            changed,
+            "files/ and [test] are not built"
+        );
+        let retested = cache::test_key(reg.get("app").unwrap(), &changed["app"]).unwrap();
+        assert_ne!(retested, tested);
     }
 
     #[test]

@@ -13,9 +13,11 @@
 //! volumes/<name>/           volumes made for `bake pkg run`
 //! ```
 //!
-//! A build's key is the SHA-256 of the recipe folder's content (recipe.toml, files/,
-//! patches/, src/; not README.md), the source checksum and the keys of its dependencies,
-//! so changing any of them builds again and nothing else does.
+//! A build's key is the SHA-256 of what the build depends on: the recipe's name, version,
+//! dependencies, [source] and [build], its patches/, the source checksum (or its src/
+//! folder) and the keys of its dependencies. Changing any of them builds again; changing
+//! the run defaults, the test or files/ does not (they only make the last test result
+//! stale).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -115,7 +117,7 @@ impl Cache {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TestStatus {
     pub passed: bool,
-    /// The build key tested: a later recipe change makes the result stale.
+    /// The [`test_key`] tested: a later recipe change makes the result stale.
     pub key: String,
     pub unix_time: u64,
     pub detail: String,
@@ -202,10 +204,29 @@ fn key(recipe: &Recipe, dep_keys: &[&String]) -> anyhow::Result<String> {
     let mut h = Sha256::new();
     h.update(FORMAT.as_bytes());
     h.update([0]);
-    hash_tree(&recipe.dir, &recipe.dir, &mut h)?;
-    if let Source::Archive { sha256, .. } = &recipe.source {
-        h.update(b"source\0");
-        h.update(sha256.as_bytes());
+    // What the build depends on: not the summary, [run], [test] or files/, so that changing
+    // a config file does not rebuild the program.
+    let f = &recipe.file;
+    let build_part = format!(
+        "{:?}",
+        (&f.name, &f.version, &f.dependencies, &f.source, &f.build)
+    );
+    h.update(build_part.as_bytes());
+    h.update([0]);
+    let patches = recipe.dir.join("patches");
+    if patches.is_dir() {
+        h.update(b"patches\0");
+        hash_tree(&patches, &patches, &mut h)?;
+    }
+    match &recipe.source {
+        Source::Archive { sha256, .. } => {
+            h.update(b"source\0");
+            h.update(sha256.as_bytes());
+        }
+        Source::Local(dir) => {
+            h.update(b"local\0");
+            hash_tree(dir, dir, &mut h)?;
+        }
     }
     for k in dep_keys {
         h.update(b"dep\0");
@@ -214,8 +235,18 @@ fn key(recipe: &Recipe, dep_keys: &[&String]) -> anyhow::Result<String> {
     Ok(hex(&h.finalize()))
 }
 
-/// Hashes a folder's files (path, executable bit, bytes) in a fixed order; the recipe's own
-/// README.md is documentation and left out.
+/// What a smoke test result is valid for: the build key and everything else in the recipe
+/// folder (run defaults, the test, files/), but not README.md.
+pub fn test_key(recipe: &Recipe, build_key: &str) -> anyhow::Result<String> {
+    let mut h = Sha256::new();
+    h.update(build_key.as_bytes());
+    h.update([0]);
+    hash_tree(&recipe.dir, &recipe.dir, &mut h)?;
+    Ok(hex(&h.finalize()))
+}
+
+/// Hashes a folder's files (path, executable bit, bytes) in a fixed order; a README.md at
+/// its top is documentation and left out.
 fn hash_tree(root: &Path, dir: &Path, h: &mut Sha256) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mut entries: Vec<_> = std::fs::read_dir(dir)
