@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Sets up, builds bake, bakes a demo app into an image and boots it under QEMU, then builds a
-# packaged app from its recipe (packages/lua: Lua 5.4 from Debian's source, static with
-# musl) and boots it, checking what it prints.
+# Sets up, builds bake, bakes a demo app into an image and boots it under QEMU, then builds
+# packaged apps from their recipes (packages/lua, packages/redis: Debian's sources, static
+# with musl) and boots them, checking what they do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +33,8 @@ if [ "$answer" != 42 ]; then
 fi
 echo "$answer"
 run $bake pkg test lua
+
+# A server: redis, built once (a couple of minutes), booted with its port forwarded to the
+# host; its smoke test talks to it from the host (PING, SET, GET) and stops it.
+run $bake pkg build redis
+run $bake pkg test redis

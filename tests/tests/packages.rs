@@ -433,31 +433,27 @@ fn smoke_sqlite3() {
 }
 
 #[test]
-#[ignore = "needs the virtio-net driver: -p port maps do not carry traffic yet"]
 fn smoke_redis() {
     smoke("redis");
 }
 
 #[test]
-#[ignore = "needs the virtio-net driver: -p port maps do not carry traffic yet"]
 fn smoke_nginx() {
     smoke("nginx");
 }
 
 #[test]
-#[ignore = "needs setgroups in Kiln (memcached stops on ENOSYS) and the virtio-net driver"]
+#[ignore = "needs setgroups in Kiln: memcached stops when it fails with ENOSYS"]
 fn smoke_memcached() {
     smoke("memcached");
 }
 
 #[test]
-#[ignore = "needs the virtio-net driver: -p port maps do not carry traffic yet"]
 fn smoke_go_http() {
     smoke("go-http");
 }
 
 #[test]
-#[ignore = "needs the virtio-net driver: -p port maps do not carry traffic yet"]
 fn smoke_rust_http() {
     smoke("rust-http");
 }
@@ -486,54 +482,6 @@ fn a_failing_smoke_test_fails() {
 }
 
 // --- redis's data on a volume -------------------------------------------------------------------
-
-/// A `bake pkg run` in the background, in its own process group (stopped with its QEMU if
-/// the test ends first).
-struct Background(std::process::Child);
-
-impl Background {
-    fn start(args: &[&str]) -> Background {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new(bake());
-        cmd.args(args)
-            .env("KILN_CACHE", cache_dir())
-            .env("KILN_PACKAGES", packages_dir())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .process_group(0);
-        Background(cmd.spawn().expect("start bake"))
-    }
-
-    /// Waits for the VM to end by itself; its exit status.
-    fn wait(mut self, limit: Duration) -> Option<i32> {
-        let end = std::time::Instant::now() + limit;
-        while std::time::Instant::now() < end {
-            if let Ok(Some(status)) = self.0.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        None
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", self.0.id())])
-                .status();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 /// Sends `send` to 127.0.0.1:`port` and reads until `expect` came back, retrying while the
 /// guest boots; panics with what came back at the deadline.
@@ -567,7 +515,6 @@ fn talk(port: u16, send: &str, expect: &str) {
 /// redis's append-only file on a volume: written in one boot, stopped with SHUTDOWN, read
 /// back in the next.
 #[test]
-#[ignore = "needs the virtio-net driver: -p port maps do not carry traffic yet"]
 fn redis_keeps_its_data_on_the_volume() {
     let dir = scratch_dir("pkg-redis-volume");
     let vol = dir.join("data.img");
@@ -575,9 +522,10 @@ fn redis_keeps_its_data_on_the_volume() {
     assert_eq!(got.status, Some(0), "{got}");
     let v = format!("{}:/data", vol.display());
     let boot = |send: &str, expect: &str| {
-        let port = free_port();
+        let port = kiln_tests::free_port();
         let p = format!("{port}:6379");
-        let vm = Background::start(&[
+        let mut cmd = Command::new(bake());
+        cmd.args([
             "pkg",
             "run",
             "redis",
@@ -587,15 +535,19 @@ fn redis_keeps_its_data_on_the_volume() {
             &p,
             "-v",
             &v,
-        ]);
+        ])
+        .env("KILN_CACHE", cache_dir())
+        .env("KILN_PACKAGES", packages_dir());
+        let vm = kiln_tests::Background::spawn(cmd);
         talk(port, send, expect);
         // SHUTDOWN answers nothing: the server ends.
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
         std::io::Write::write_all(&mut s, b"SHUTDOWN\r\n").expect("send SHUTDOWN");
+        let got = vm.finish(Duration::from_secs(60));
         assert_eq!(
-            vm.wait(Duration::from_secs(60)),
+            got.status,
             Some(0),
-            "redis stops cleanly on SHUTDOWN"
+            "redis stops cleanly on SHUTDOWN\n{got}"
         );
     };
     boot("SET kiln persisted\r\nRPUSH l a b c\r\n", "+OK\r\n:3\r\n");
