@@ -443,7 +443,6 @@ fn smoke_nginx() {
 }
 
 #[test]
-#[ignore = "needs setgroups in Kiln: memcached stops when it fails with ENOSYS"]
 fn smoke_memcached() {
     smoke("memcached");
 }
