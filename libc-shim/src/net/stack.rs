@@ -832,6 +832,7 @@ impl Net {
     /// Makes sure every listening socket has a smoltcp socket in LISTEN on interface `i`,
     /// unless its backlog is full; drops pool sockets that went back to CLOSED.
     fn refill_listeners(&mut self, i: usize) {
+        self.sort_by_family();
         let ids: Vec<SockId> = self.listeners.iter().copied().collect();
         for id in ids {
             let Some(sock) = self.socks.get(&id) else { continue };
@@ -871,6 +872,50 @@ impl Net {
             if let Some(Sock { kind: Kind::Tcp(Tcp { pool: Some(pool), .. }), .. }) = self.socks.get_mut(&id) {
                 pool.retain(|e| !dead.contains(e));
                 pool.extend(new);
+            }
+        }
+    }
+
+    /// A wildcard listener's smoltcp sockets take a SYN to their port whatever its IP
+    /// version, but Linux gives an IPv4 connection only to a listener that takes IPv4
+    /// (AF_INET, or AF_INET6 without IPV6_V6ONLY) and an IPv6 one only to an AF_INET6
+    /// listener. A connection that landed in the wrong pool moves to the listener on the same
+    /// port that takes it, or is reset when there is none (Linux would have refused it).
+    fn sort_by_family(&mut self) {
+        let takes = |s: &Sock, remote: IpAddress| {
+            let (v4, v6) = address_families(s.family, s.opts.v6only, s.local.and_then(|l| l.addr));
+            if matches!(remote, IpAddress::Ipv4(_)) { v4 } else { v6 }
+        };
+        let ids: Vec<SockId> = self.listeners.iter().copied().collect();
+        for id in ids {
+            let Some(sock) = self.socks.get(&id) else { continue };
+            let Some(port) = sock.local.map(|l| l.port) else { continue };
+            let Kind::Tcp(Tcp { pool: Some(pool), .. }) = &sock.kind else { continue };
+            let misplaced: Vec<(usize, SocketHandle, IpAddress)> = pool
+                .iter()
+                .filter_map(|&(i, h)| {
+                    let remote = self.ifaces[i].sockets.get::<tcp::Socket>(h).remote_endpoint()?.addr;
+                    (!takes(sock, remote)).then_some((i, h, remote))
+                })
+                .collect();
+            for (i, h, remote) in misplaced {
+                let home = self.listeners.iter().copied().find(|&other| {
+                    other != id
+                        && self.socks.get(&other).is_some_and(|o| {
+                            o.local.is_some_and(|l| l.port == port && l.addr.is_none_or(|a| a == self.ifaces[i].sockets.get::<tcp::Socket>(h).local_endpoint().map_or(a, |e| e.addr)))
+                                && takes(o, remote)
+                        })
+                });
+                if let Some(Sock { kind: Kind::Tcp(Tcp { pool: Some(pool), .. }), .. }) = self.socks.get_mut(&id) {
+                    pool.retain(|&e| e != (i, h));
+                }
+                match home.and_then(|o| self.socks.get_mut(&o)) {
+                    Some(Sock { kind: Kind::Tcp(Tcp { pool: Some(pool), .. }), .. }) => pool.push((i, h)),
+                    _ => {
+                        self.ifaces[i].sockets.get_mut::<tcp::Socket>(h).abort();
+                        self.orphans.push((i, h));
+                    }
+                }
             }
         }
     }

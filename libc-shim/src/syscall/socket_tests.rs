@@ -580,6 +580,41 @@ fn ipv4_and_v6only_wildcards_share_a_port() {
 }
 
 #[test]
+fn connections_reach_the_listener_of_their_ip_version() {
+    // Wildcard listeners on one port: IPv4 and IPv6-only. Every IPv4 connection must be
+    // accepted on the IPv4 one and every IPv6 connection on the other, however the SYNs
+    // interleave.
+    let mut t = setup();
+    let l4 = t.socket(AF_INET, SOCK_STREAM);
+    assert_eq!(t.bind(l4, &sin([0, 0, 0, 0], 6380)), 0);
+    assert_eq!(t.call(nr::LISTEN, &[l4, 16]), 0);
+    let l6 = t.socket(AF_INET6, SOCK_STREAM);
+    assert_eq!(t.setopt(l6, IPPROTO_IPV6, 26, 1), 0);
+    assert_eq!(t.bind(l6, &sin6([0; 16], 6380)), 0);
+    assert_eq!(t.call(nr::LISTEN, &[l6, 16]), 0);
+    for _ in 0..3 {
+        let c6 = t.socket(AF_INET6, SOCK_STREAM);
+        assert_eq!(t.connect(c6, &sin6(LOOP6, 6380)), 0);
+        let c4 = t.socket(AF_INET, SOCK_STREAM);
+        assert_eq!(t.connect(c4, &sin([127, 0, 0, 1], 6380)), 0);
+    }
+    for _ in 0..3 {
+        assert!(t.accept(l4) >= 0);
+        assert_eq!(t.get(ADDR, 2), (AF_INET as u16).to_le_bytes(), "IPv4 listener, IPv4 peer");
+        assert!(t.accept(l6) >= 0);
+        assert_eq!(t.get(ADDR, 2), (AF_INET6 as u16).to_le_bytes(), "IPv6 listener, IPv6 peer");
+        assert_eq!(t.get(ADDR + 8, 16), LOOP6);
+    }
+    // An IPv6-only listener alone: an IPv4 connection is refused, as on Linux.
+    let only6 = t.socket(AF_INET6, SOCK_STREAM);
+    assert_eq!(t.setopt(only6, IPPROTO_IPV6, 26, 1), 0);
+    assert_eq!(t.bind(only6, &sin6([0; 16], 6381)), 0);
+    assert_eq!(t.call(nr::LISTEN, &[only6, 16]), 0);
+    let c4 = t.socket(AF_INET, SOCK_STREAM);
+    assert_eq!(t.connect(c4, &sin([127, 0, 0, 1], 6381)), err(Errno::ECONNREFUSED));
+}
+
+#[test]
 fn bind_conflicts_and_options() {
     let mut t = setup();
     let a = t.socket(AF_INET, SOCK_STREAM);
