@@ -1048,8 +1048,11 @@ pub struct Background {
 impl Background {
     /// Starts `cmd` with stdin closed and its output collected.
     pub fn spawn(mut cmd: Command) -> Background {
+        use std::os::unix::process::CommandExt;
         let command = format!("{cmd:?}");
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // Its own process group, so that killing it also kills what it started (bake's QEMU).
+        cmd.process_group(0);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
         let out = spawn_reader(child.stdout.take().expect("piped stdout"));
         let err = spawn_reader(child.stderr.take().expect("piped stderr"));
@@ -1063,6 +1066,11 @@ impl Background {
         let mut cmd = Command::new(bake());
         cmd.args(["run", "--timeout", &timeout_secs.to_string()]).args(extra).arg(prog).arg("--").args(args);
         Background::spawn(cmd)
+    }
+
+    /// The process group it leads (its pid).
+    pub fn group(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     /// Whether the program is still running.
@@ -1081,7 +1089,7 @@ impl Background {
             }
             if Instant::now() > deadline {
                 timed_out = true;
-                let _ = child.kill();
+                kill_group(&mut child);
                 break child.wait().expect("wait after kill");
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -1102,10 +1110,16 @@ impl Background {
     }
 }
 
+/// SIGKILL to the child's whole process group (it leads one: [`Background::spawn`]).
+fn kill_group(child: &mut std::process::Child) {
+    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+    let _ = child.kill();
+}
+
 impl Drop for Background {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
+            kill_group(&mut c);
             let _ = c.wait();
         }
     }

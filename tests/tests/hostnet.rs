@@ -360,3 +360,21 @@ fn dhcp_lease_names_the_dns_server_in_resolv_conf() {
     let out = Background::kiln(&prog, &["--net", "user"], &["conf"], 120).finish(Duration::from_secs(130));
     assert!(out.status == Some(0) && out.stdout == "nameserver 10.0.2.3\n", "{out:?}");
 }
+
+#[test]
+fn a_dropped_server_takes_its_qemu_along() {
+    // The test helper kills bake's whole process group: no QEMU outlives a failed test.
+    let port = free_port();
+    let map = format!("{port}:7000");
+    let mut server = Background::kiln(&server_program(), &["-p", &map], &["echo", "7000", "2"], 120);
+    drop(connect_retrying(port, &mut server));
+    let group = server.group().expect("running");
+    let members = || Command::new("pgrep").args(["-g", &group.to_string()]).output().expect("pgrep").stdout;
+    assert!(!members().is_empty(), "bake and QEMU run in the group");
+    drop(server);
+    let start = Instant::now();
+    while !members().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "processes left in group {group}: {}", String::from_utf8_lossy(&members()));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
