@@ -206,6 +206,30 @@ fn read_only_volume_writes_fail_with_erofs() {
     }
 }
 
+/// Metadata changes (creates, renames) without any fsync are written back when the VM ends,
+/// whether the app exits or is killed by a signal: the host then lists and reads them.
+#[test]
+fn unsynced_changes_are_written_back_at_exit_and_on_a_kill() {
+    let dir = tmpdir("writeback");
+    for (end, status) in [("exit", 0), ("abort", 134)] {
+        let img = dir.join(format!("{end}.img"));
+        create_volume(&img, None);
+        let vol = [format!("{}:/data", s(&img))];
+        let out = run("microvm", &vol, &program("vol_many", Flavour::MuslStatic), &["/data", "300", end]);
+        assert_eq!((out.status, out.stdout.as_str()), (Some(status), "created 300\n"), "[{end}]\n{out}");
+        let out = bake(&["volume", "ls", &s(&img), "/many"]);
+        assert_eq!(out.status, Some(0), "[{end}]\n{out}");
+        let names: Vec<&str> = out.stdout.lines().map(|l| l.trim_start().split_once(' ').unwrap().1).collect();
+        assert_eq!(names.len(), 300, "[{end}]\n{out}");
+        assert_eq!(names.iter().filter(|n| n.starts_with("renamed ")).count(), 30, "[{end}]\n{out}");
+        assert!(names.contains(&"f0000.txt") && names.contains(&"f0298.txt") && names.contains(&"renamed 0299"), "[{end}]\n{out}");
+        let got = dir.join(format!("{end}-got"));
+        let out = bake(&["volume", "get", &s(&img), "/many/renamed 0149", &s(&got)]);
+        assert_eq!(out.status, Some(0), "[{end}]\n{out}");
+        assert_eq!(std::fs::read_to_string(&got).unwrap(), "f0149.txt", "[{end}]");
+    }
+}
+
 /// The volume programs themselves, natively on a host directory: what they print there is
 /// what the tests expect of Kiln.
 #[test]
@@ -220,6 +244,10 @@ fn volume_programs_natively() {
         (Some(0), format!("persisted across boots\npattern.bin ok\nrenamed\nread {d}\n")),
         "{out}"
     );
+    let out = kiln_tests::run_native(&program("vol_many", Flavour::MuslStatic), &[&d, "300", "exit"], &[]);
+    assert_eq!((out.status, out.stdout.clone()), (Some(0), "created 300\n".to_string()), "{out}");
+    let names = std::fs::read_dir(dir.join("many")).unwrap().count();
+    assert_eq!(names, 300);
 }
 
 // --- the driver's virtqueue arithmetic, on the host ------------------------------------------

@@ -12,15 +12,26 @@
 //! permissions are 0755 for directories and 0644 for files, 0444 with the read-only
 //! attribute. Names are case-preserving and looked up case-insensitively (ASCII).
 //!
-//! Every change is written through to the device at once (the volume is consistent after
-//! every call); [`Filesystem::sync`] additionally flushes the device's write cache. Device
-//! errors come back as `EIO`, never swallowed.
+//! # Caching and durability
+//! File data is written to the device by the call that writes it. Metadata is kept in memory
+//! and written back later, as Linux's vfat does: the FAT's sectors (a cache of up to
+//! [`FAT_CACHE_SECTORS`], the whole FAT of a volume up to 256 MiB), each directory's slots
+//! (read once, then looked up through an index by name; up to [`DIR_CACHE_BYTES`] in all) and
+//! the FSInfo free-cluster hint. [`Filesystem::sync`] (fsync, fdatasync, sync, syncfs, and the
+//! kernel at exit) writes all of it back, FAT first, then directories, then flushes the
+//! device's write cache, and returns only when that is done. A crash before it loses the
+//! metadata changes since the last sync (the data written meanwhile is on the device but not
+//! reachable), never the consistency of what was synced: the FAT is written before the
+//! entries that point into it. Device errors come back as `EIO`, never swallowed: from the
+//! write itself for data, from the next sync for metadata (which stays marked for writing).
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+
+use core::ops::Range;
 
 use spin::Mutex;
 
@@ -50,8 +61,17 @@ pub const MSDOS_SUPER_MAGIC: u64 = 0x4d44;
 /// The root directory's inode number.
 pub const ROOT_INO: Ino = 1;
 
-/// Sectors the FAT sector cache keeps (512 KiB).
-const FAT_CACHE_SECTORS: usize = 1024;
+/// Sectors the FAT cache keeps (1 MiB: every FAT sector of a volume up to 256 MiB; less in
+/// host tests, so that they evict).
+const FAT_CACHE_SECTORS: usize = if cfg!(test) { 64 } else { 2048 };
+
+/// Metadata changes older than this (ns) are written back by the next change (as Linux's
+/// flusher does after its 30 s): a VM ended from outside, without the exit-time sync, loses
+/// only the last few seconds of metadata.
+const WRITE_BACK_NS: u64 = 5_000_000_000;
+
+/// Directory bytes kept in memory before every directory is written back and forgotten.
+const DIR_CACHE_BYTES: usize = if cfg!(test) { 64 << 10 } else { 8 << 20 };
 
 /// A disk in 512-byte sectors.
 pub trait BlockDevice: Send {
@@ -317,6 +337,7 @@ impl Node {
 }
 
 /// One entry as read from a directory.
+#[derive(Clone)]
 struct RawEntry {
     name: Vec<u8>,
     slot: u32,
@@ -331,6 +352,17 @@ struct Volume<D> {
     free: u32,
     next_free: u32,
     fat_cache: BTreeMap<u32, Box<[u8; SECTOR]>>,
+    /// FAT sectors changed in the cache and not yet written.
+    fat_dirty: BTreeSet<u32>,
+    /// Directories read so far, by inode.
+    dirs: BTreeMap<Ino, DirCache>,
+    dir_cache_bytes: usize,
+    /// The FSInfo sector, if the volume has a valid one, and the (free, next free) it holds
+    /// on the device.
+    fsinfo: Option<Box<[u8; SECTOR]>>,
+    fsinfo_written: (u32, u32),
+    /// When metadata was last written back (the clock's ns).
+    written_back_at: u64,
     nodes: BTreeMap<Ino, Node>,
     /// (parent, slot of the short entry) → inode.
     by_slot: BTreeMap<(Ino, u32), Ino>,
@@ -362,14 +394,20 @@ impl<D: BlockDevice> FatFs<D> {
             free: 0,
             next_free: 2,
             fat_cache: BTreeMap::new(),
+            fat_dirty: BTreeSet::new(),
+            dirs: BTreeMap::new(),
+            dir_cache_bytes: 0,
+            fsinfo: None,
+            fsinfo_written: (0, 0),
+            written_back_at: 0,
             nodes: BTreeMap::new(),
             by_slot: BTreeMap::new(),
             next_ino: ROOT_INO + 1,
             clock,
         };
         vol.nodes.insert(ROOT_INO, root_node);
-        // Count free clusters (the FSInfo hint may be stale after another OS wrote), reading
-        // the FAT in large requests.
+        // Count free clusters (the FSInfo count may be stale after another OS wrote), reading
+        // the FAT in large requests and keeping what fits in the FAT cache.
         let mut free = 0;
         let mut buf = vec![0u8; 128 * SECTOR];
         let fat_used = (u64::from(g.cluster_end) * 4).div_ceil(SECTOR as u64) as u32;
@@ -384,20 +422,55 @@ impl<D: BlockDevice> FatFs<D> {
                     free += 1;
                 }
             }
+            for (k, sector) in chunk.chunks_exact(SECTOR).enumerate() {
+                if vol.fat_cache.len() < FAT_CACHE_SECTORS {
+                    let mut b = Box::new([0u8; SECTOR]);
+                    b.copy_from_slice(sector);
+                    vol.fat_cache.insert(s + k as u32, b);
+                }
+            }
             s += n;
         }
         vol.free = free;
+        vol.written_back_at = (vol.clock)();
+        // FSInfo: where the last writer stopped allocating (a hint only), and the sector to
+        // update at sync.
+        let mut info = Box::new([0u8; SECTOR]);
+        if g.fsinfo != 0 && g.fsinfo < g.fat_start {
+            vol.dev.read(u64::from(g.fsinfo), &mut info[..]).map_err(FormatError::Device)?;
+            if le32(&info[..], 0) == 0x4161_5252 && le32(&info[..], 484) == 0x6141_7272 {
+                let next = le32(&info[..], 492);
+                if g.valid(next) {
+                    vol.next_free = next;
+                }
+                vol.fsinfo_written = (le32(&info[..], 488), next);
+                vol.fsinfo = Some(info);
+            }
+        }
         Ok(FatFs { vol: Mutex::new(vol) })
     }
 
-    /// Gives the device back (after [`Filesystem::sync`] if it was written).
+    /// Writes back what is kept in memory (without flushing the device's cache: call
+    /// [`Filesystem::sync`] first for that) and gives the device back.
     pub fn into_device(self) -> D {
-        self.vol.into_inner().dev
+        let mut vol = self.vol.into_inner();
+        if let Err(e) = vol.write_back() {
+            log::warn!("fat: writing back the volume's metadata failed: {e:?}");
+        }
+        vol.dev
     }
 
     /// Runs `f` on the device (for tests that inspect or break it).
     pub fn with_device<R>(&self, f: impl FnOnce(&mut D) -> R) -> R {
         f(&mut self.vol.lock().dev)
+    }
+
+    /// Runs a change on the volume, then writes metadata back if it has waited long enough.
+    fn change<R>(&self, f: impl FnOnce(&mut Volume<D>) -> Result<R, Errno>) -> Result<R, Errno> {
+        let mut v = self.vol.lock();
+        let r = f(&mut v);
+        v.write_back_if_due();
+        r
     }
 
     /// The inode at `path` (components split on `/`, relative to the root).
@@ -432,10 +505,6 @@ fn short_display(raw: &[u8; SLOT]) -> Vec<u8> {
     name
 }
 
-fn names_equal(a: &[u8], b: &[u8]) -> bool {
-    a.eq_ignore_ascii_case(b)
-}
-
 fn is_short_char(b: u8) -> bool {
     b.is_ascii_uppercase() || b.is_ascii_digit() || b"!#$%&'()-@^_`{}~".contains(&b)
 }
@@ -459,7 +528,7 @@ fn exact_short_name(name: &[u8]) -> Option<[u8; 11]> {
 }
 
 /// A short name for a long one: BASIS~N.EXT, unique among `taken`.
-fn generate_short_name(name: &[u8], taken: &[[u8; 11]]) -> Result<[u8; 11], Errno> {
+fn generate_short_name(name: &[u8], taken: &dyn Fn(&[u8; 11]) -> bool) -> Result<[u8; 11], Errno> {
     let clean = |part: &[u8], max: usize| -> Vec<u8> {
         part.iter()
             .filter(|&&b| b != b' ' && b != b'.')
@@ -482,7 +551,7 @@ fn generate_short_name(name: &[u8], taken: &[[u8; 11]]) -> Result<[u8; 11], Errn
         out[..keep].copy_from_slice(&base[..keep]);
         out[keep..keep + tail.len()].copy_from_slice(tail.as_bytes());
         out[8..8 + ext.len()].copy_from_slice(&ext);
-        if !taken.contains(&out) {
+        if !taken(&out) {
             return Ok(out);
         }
     }
@@ -502,16 +571,35 @@ fn long_name_units(name: &[u8]) -> Result<Vec<u16>, Errno> {
     Ok(units)
 }
 
-/// The directory slots for `name` with the short entry `short` last.
-fn entry_slots(name: &[u8], short: [u8; SLOT], taken: &[[u8; 11]]) -> Result<Vec<u8>, Errno> {
+/// The 11-byte short name and its case bits (byte 12 of the entry: 0x08 base in lower case,
+/// 0x10 extension in lower case) when `name` is an 8.3 name whose base and extension are each
+/// in one case ("readme.txt", "Makefile" is not): such a name needs no long-name slots, as
+/// Windows NT and Linux store it.
+fn short_name_for(name: &[u8]) -> Option<([u8; 11], u8)> {
+    let (base, ext) = match name.iter().rposition(|&b| b == b'.') {
+        Some(dot) => (&name[..dot], &name[dot + 1..]),
+        None => (name, &name[..0]),
+    };
+    let case = |part: &[u8], lower_bit: u8| match (part.iter().any(u8::is_ascii_lowercase), part.iter().any(u8::is_ascii_uppercase)) {
+        (true, true) => None,
+        (true, false) => Some(lower_bit),
+        (false, _) => Some(0),
+    };
+    let bits = case(base, 0x08)? | case(ext, 0x10)?;
+    exact_short_name(&name.to_ascii_uppercase()).map(|short| (short, bits))
+}
+
+/// The directory slots for `name` with the short entry `short` last; `taken` says which short
+/// names the directory already uses.
+fn entry_slots(name: &[u8], short: [u8; SLOT], taken: &dyn Fn(&[u8; 11]) -> bool) -> Result<Vec<u8>, Errno> {
     let units = long_name_units(name)?;
     let mut short = short;
     short[12] = 0;
-    if let Some(exact) = exact_short_name(name) {
-        if taken.contains(&exact) {
-            return Err(Errno::EEXIST);
-        }
+    if let Some((exact, case)) = short_name_for(name)
+        && !taken(&exact)
+    {
         short[..11].copy_from_slice(&exact);
+        short[12] = case;
         return Ok(short.to_vec());
     }
     let generated = generate_short_name(name, taken)?;
@@ -587,6 +675,168 @@ fn unix_time(date: u16, time: u16) -> Timestamp {
 
 // --- the volume ----------------------------------------------------------------------------
 
+/// A directory's slots, read from the device once and then kept: lookups, creates and
+/// unlinks work on this copy, and its changed sectors are written back by
+/// [`Volume::write_back`].
+struct DirCache {
+    /// Every slot of the directory's clusters.
+    bytes: Vec<u8>,
+    /// The entries (without `.`, `..` and the volume label), by slot of their short entry.
+    entries: BTreeMap<u32, RawEntry>,
+    /// (ASCII-lower-cased name, slot of the short entry), for lookups without a scan; the
+    /// slot keeps apart two entries whose names differ only in case (another system's work).
+    by_name: BTreeSet<(Vec<u8>, u32)>,
+    /// Short names in use and by how many entries, to generate unique ones.
+    shorts: BTreeMap<[u8; 11], u32>,
+    /// Sectors of `bytes` (by index) changed since they were last written.
+    dirty: BTreeSet<u32>,
+}
+
+fn short_of(raw: &[u8; SLOT]) -> [u8; 11] {
+    let mut s = [0u8; 11];
+    s.copy_from_slice(&raw[..11]);
+    s
+}
+
+impl DirCache {
+    fn new(bytes: Vec<u8>) -> Self {
+        let mut c = DirCache { bytes, entries: BTreeMap::new(), by_name: BTreeSet::new(), shorts: BTreeMap::new(), dirty: BTreeSet::new() };
+        for e in parse_dir(&c.bytes) {
+            c.insert(e);
+        }
+        c
+    }
+
+    fn insert(&mut self, e: RawEntry) {
+        self.by_name.insert((e.name.to_ascii_lowercase(), e.slot));
+        *self.shorts.entry(short_of(&e.raw)).or_default() += 1;
+        self.entries.insert(e.slot, e);
+    }
+
+    fn forget_short(&mut self, short: [u8; 11]) {
+        if let Some(n) = self.shorts.get_mut(&short) {
+            *n -= 1;
+            if *n == 0 {
+                self.shorts.remove(&short);
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: u32) {
+        if let Some(e) = self.entries.remove(&slot) {
+            self.by_name.remove(&(e.name.to_ascii_lowercase(), slot));
+            self.forget_short(short_of(&e.raw));
+        }
+    }
+
+    fn find(&self, name: &[u8]) -> Option<&RawEntry> {
+        let key = name.to_ascii_lowercase();
+        let (found, slot) = self.by_name.range((key.clone(), 0)..).next()?;
+        if *found != key {
+            return None;
+        }
+        self.entries.get(slot)
+    }
+
+    /// Stores whole slots from slot `first` on and marks their sectors changed. A known
+    /// entry's short slot rewritten (size, first cluster, times, attributes) updates the
+    /// parsed copy too.
+    fn write(&mut self, first: u32, data: &[u8]) -> Result<(), Errno> {
+        let start = first as usize * SLOT;
+        let end = start + data.len();
+        if end > self.bytes.len() || data.len() % SLOT != 0 {
+            return Err(Errno::EIO);
+        }
+        self.bytes[start..end].copy_from_slice(data);
+        for s in start / SECTOR..end.div_ceil(SECTOR) {
+            self.dirty.insert(s as u32);
+        }
+        for (k, slot) in data.chunks_exact(SLOT).enumerate() {
+            let at = first + k as u32;
+            if slot[0] == DELETED || slot[0] == 0 || slot[11] & 0x3F == ATTR_LFN {
+                continue;
+            }
+            let Some(e) = self.entries.get_mut(&at) else { continue };
+            let old = short_of(&e.raw);
+            e.raw.copy_from_slice(slot);
+            let new = short_of(&e.raw);
+            if old != new {
+                self.forget_short(old);
+                *self.shorts.entry(new).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks slots `first..=last` deleted.
+    fn delete(&mut self, first: u32, last: u32) -> Result<(), Errno> {
+        for s in first..=last {
+            let at = s as usize * SLOT;
+            if at >= self.bytes.len() {
+                return Err(Errno::EIO);
+            }
+            self.bytes[at] = DELETED;
+            self.dirty.insert((at / SECTOR) as u32);
+        }
+        Ok(())
+    }
+}
+
+/// The entries of a directory's bytes (without `.`, `..` and the volume label).
+fn parse_dir(bytes: &[u8]) -> Vec<RawEntry> {
+    let mut out = Vec::new();
+    let mut lfn: Vec<u16> = Vec::new();
+    let mut lfn_slots = 0u32;
+    let mut lfn_sum = 0u8;
+    let mut lfn_next = 0u8;
+    for (i, e) in bytes.chunks_exact(SLOT).enumerate() {
+        if e[0] == 0 {
+            break;
+        }
+        if e[0] == DELETED {
+            lfn_next = 0;
+            continue;
+        }
+        if e[11] & 0x3F == ATTR_LFN {
+            let ord = e[0] & 0x1F;
+            if e[0] & 0x40 != 0 {
+                lfn = vec![0; usize::from(ord) * 13];
+                lfn_slots = 0;
+                lfn_sum = e[13];
+                lfn_next = ord;
+            }
+            if ord == 0 || ord != lfn_next || e[13] != lfn_sum {
+                lfn_next = 0;
+                continue;
+            }
+            let offsets = [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30];
+            for (k, off) in offsets.iter().enumerate() {
+                lfn[(usize::from(ord) - 1) * 13 + k] = le16(e, *off);
+            }
+            lfn_slots += 1;
+            lfn_next = ord - 1;
+            continue;
+        }
+        let mut raw = [0u8; SLOT];
+        raw.copy_from_slice(e);
+        let complete = lfn_next == 0 && lfn_slots > 0 && lfn_checksum(&raw) == lfn_sum;
+        let (name, lfn_count) = if complete {
+            let end = lfn.iter().position(|&u| u == 0 || u == 0xFFFF).unwrap_or(lfn.len());
+            let s: String = char::decode_utf16(lfn[..end].iter().copied()).map(|r| r.unwrap_or('\u{FFFD}')).collect();
+            (s.into_bytes(), lfn_slots)
+        } else {
+            (short_display(&raw), 0)
+        };
+        lfn_slots = 0;
+        lfn_next = 0;
+        if raw[11] & ATTR_VOLUME_ID != 0 || name == b"." || name == b".." {
+            continue;
+        }
+        out.push(RawEntry { name, slot: i as u32, lfn: lfn_count, raw });
+    }
+    out
+}
+
 impl<D: BlockDevice> Volume<D> {
     fn now_sec(&self) -> i64 {
         ((self.clock)() / 1_000_000_000) as i64
@@ -599,13 +849,15 @@ impl<D: BlockDevice> Volume<D> {
     fn fat_sector(&mut self, sector: u32) -> Result<&mut [u8; SECTOR], Errno> {
         if !self.fat_cache.contains_key(&sector) {
             if self.fat_cache.len() >= FAT_CACHE_SECTORS {
+                // Changed sectors are written before the cache forgets them.
+                self.write_fat()?;
                 self.fat_cache.clear();
             }
             let mut buf = Box::new([0u8; SECTOR]);
             self.dev.read(u64::from(self.g.fat_start + sector), &mut buf[..])?;
             self.fat_cache.insert(sector, buf);
         }
-        Ok(self.fat_cache.get_mut(&sector).expect("just inserted"))
+        self.fat_cache.get_mut(&sector).map(|b| &mut **b).ok_or(Errno::EIO)
     }
 
     fn fat_get(&mut self, c: u32) -> Result<u32, Errno> {
@@ -614,18 +866,39 @@ impl<D: BlockDevice> Volume<D> {
         Ok(le32(&s[..], off % SECTOR) & ENTRY_MASK)
     }
 
+    /// Changes a FAT entry in the cache; [`Volume::write_fat`] writes it to every FAT copy.
     fn fat_set(&mut self, c: u32, v: u32) -> Result<(), Errno> {
         let off = c as usize * 4;
         let sector = (off / SECTOR) as u32;
         let s = self.fat_sector(sector)?;
         let old = le32(&s[..], off % SECTOR);
         put32(&mut s[..], off % SECTOR, (old & !ENTRY_MASK) | (v & ENTRY_MASK));
-        let copy = *s;
-        for f in 0..self.g.fats {
-            let at = u64::from(self.g.fat_start + f * self.g.fat_sectors + sector);
-            if let Err(e) = self.dev.write(at, &copy) {
-                self.fat_cache.remove(&sector);
-                return Err(e);
+        self.fat_dirty.insert(sector);
+        Ok(())
+    }
+
+    /// Writes the changed FAT sectors to every copy of the FAT, runs of consecutive sectors
+    /// in one request each. A sector stays marked until it is written.
+    fn write_fat(&mut self) -> Result<(), Errno> {
+        let mut buf = Vec::new();
+        while let Some(&first) = self.fat_dirty.first() {
+            buf.clear();
+            let mut n = 0u32;
+            while n < 128 && self.fat_dirty.contains(&(first + n)) {
+                let Some(s) = self.fat_cache.get(&(first + n)) else { break };
+                buf.extend_from_slice(&s[..]);
+                n += 1;
+            }
+            if n == 0 {
+                // Not cached: cannot happen (changed sectors are written before eviction).
+                self.fat_dirty.remove(&first);
+                continue;
+            }
+            for f in 0..self.g.fats {
+                self.dev.write(u64::from(self.g.fat_start + f * self.g.fat_sectors + first), &buf)?;
+            }
+            for s in first..first + n {
+                self.fat_dirty.remove(&s);
             }
         }
         Ok(())
@@ -654,17 +927,39 @@ impl<D: BlockDevice> Volume<D> {
         self.nodes.get(&ino).ok_or(Errno::ENOENT)
     }
 
-    fn chain(&mut self, ino: Ino) -> Result<Vec<u32>, Errno> {
+    fn node_mut(&mut self, ino: Ino) -> Result<&mut Node, Errno> {
+        self.nodes.get_mut(&ino).ok_or(Errno::ENOENT)
+    }
+
+    /// Reads `ino`'s cluster chain into its node, once.
+    fn load_chain(&mut self, ino: Ino) -> Result<(), Errno> {
         let node = self.node(ino)?;
-        if let Some(chain) = &node.chain {
-            return Ok(chain.clone());
+        if node.chain.is_some() {
+            return Ok(());
         }
-        let first = node.first();
-        let chain = self.read_chain(first)?;
+        let chain = self.read_chain(node.first())?;
+        self.node_mut(ino)?.chain = Some(chain);
+        Ok(())
+    }
+
+    fn chain_len(&mut self, ino: Ino) -> Result<usize, Errno> {
+        self.load_chain(ino)?;
+        Ok(self.node(ino)?.chain.as_ref().map_or(0, Vec::len))
+    }
+
+    /// Takes `ino`'s chain out of its node, to be given back with [`Volume::put_chain`]: I/O
+    /// must not copy a chain (a 32 MiB file on 512-byte clusters has 65,536 links), and the
+    /// node cannot stay borrowed while the device is used. If it is not given back (an
+    /// error), it is read from the FAT again when next needed.
+    fn take_chain(&mut self, ino: Ino) -> Result<Vec<u32>, Errno> {
+        self.load_chain(ino)?;
+        Ok(self.node_mut(ino)?.chain.take().unwrap_or_default())
+    }
+
+    fn put_chain(&mut self, ino: Ino, chain: Vec<u32>) {
         if let Some(n) = self.nodes.get_mut(&ino) {
-            n.chain = Some(chain.clone());
+            n.chain = Some(chain);
         }
-        Ok(chain)
     }
 
     fn alloc_cluster(&mut self) -> Result<u32, Errno> {
@@ -699,10 +994,11 @@ impl<D: BlockDevice> Volume<D> {
         self.dev.write(self.g.cluster_sector(c), &zeroes)
     }
 
-    /// Grows `ino`'s chain to `count` clusters; new clusters are zeroed unless `covered`
-    /// says the caller overwrites them whole.
-    fn grow(&mut self, ino: Ino, count: usize, covered: &dyn Fn(usize) -> bool) -> Result<Vec<u32>, Errno> {
-        let mut chain = self.chain(ino)?;
+    /// Grows `ino`'s chain to `count` clusters, zeroing the new ones if `zero` (a file's new
+    /// clusters need not be: bytes past a file's end are zeroed when the file is extended
+    /// over them, see [`Volume::set_len`], and a write covers what it writes).
+    fn grow(&mut self, ino: Ino, count: usize, zero: bool) -> Result<(), Errno> {
+        let mut chain = self.take_chain(ino)?;
         let before = chain.len();
         let mut result = Ok(());
         while chain.len() < count {
@@ -713,154 +1009,227 @@ impl<D: BlockDevice> Volume<D> {
                     break;
                 }
             };
-            if !covered(chain.len())
-                && let Err(e) = self.zero_cluster(c)
-            {
+            if zero && let Err(e) = self.zero_cluster(c) {
                 result = Err(e);
                 let _ = self.free_chain(&[c]);
                 break;
             }
-            match chain.last() {
-                Some(&last) => self.fat_set(last, c)?,
-                None => {
-                    let n = self.nodes.get_mut(&ino).ok_or(Errno::ENOENT)?;
-                    n.set_first(c);
-                }
+            let linked = match chain.last() {
+                Some(&last) => self.fat_set(last, c),
+                None => self.node_mut(ino).map(|n| n.set_first(c)),
+            };
+            if let Err(e) = linked {
+                result = Err(e);
+                let _ = self.free_chain(&[c]);
+                break;
             }
             chain.push(c);
         }
-        let n = self.nodes.get_mut(&ino).ok_or(Errno::ENOENT)?;
-        n.chain = Some(chain.clone());
-        if before == 0 && !chain.is_empty() {
+        let grown = chain.len() - before;
+        self.put_chain(ino, chain);
+        if grown > 0
+            && let Some(d) = self.dirs.get_mut(&ino)
+        {
+            let add = grown * self.g.cluster_bytes();
+            d.bytes.resize(d.bytes.len() + add, 0);
+            self.dir_cache_bytes += add;
+        }
+        if before == 0 && grown > 0 {
             self.write_entry(ino)?;
         }
-        result.map(|()| chain)
+        result
     }
 
-    /// Transfers bytes between `[off, off+len)` of a chain and `buf`.
-    fn chain_io(&mut self, chain: &[u32], off: u64, buf: &mut [u8], write: bool) -> Result<(), Errno> {
+    /// Splits `[off, off + len)` of a chain into runs of physically consecutive clusters and
+    /// calls `io(self, device byte address, range of the caller's buffer)` for each.
+    fn for_runs(
+        &mut self,
+        chain: &[u32],
+        off: u64,
+        len: usize,
+        mut io: impl FnMut(&mut Self, u64, Range<usize>) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
         let cb = self.g.cluster_bytes() as u64;
         let mut done = 0usize;
-        while done < buf.len() {
+        while done < len {
             let pos = off + done as u64;
             let index = (pos / cb) as usize;
             let first = *chain.get(index).ok_or(Errno::EIO)?;
-            // Extend the run over physically consecutive clusters.
             let mut run = 1;
             while index + run < chain.len() && chain[index + run] == first + run as u32 && run < 128 {
                 run += 1;
             }
             let in_cluster = pos % cb;
-            let n = ((run as u64 * cb - in_cluster) as usize).min(buf.len() - done);
+            let n = ((run as u64 * cb - in_cluster) as usize).min(len - done);
             let base = self.g.cluster_sector(first) * SECTOR as u64 + in_cluster;
-            self.disk_io(base, &mut buf[done..done + n], write)?;
+            io(self, base, done..done + n)?;
             done += n;
         }
         Ok(())
     }
 
-    /// Byte-addressed I/O over whole sectors (read-modify-write at the edges).
-    fn disk_io(&mut self, byte: u64, buf: &mut [u8], write: bool) -> Result<(), Errno> {
+    /// Reads bytes `[off, off + buf.len())` of `ino`'s clusters.
+    fn chain_read(&mut self, ino: Ino, off: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let chain = self.take_chain(ino)?;
+        let r = self.for_runs(&chain, off, buf.len(), |v, at, range| v.disk_read(at, &mut buf[range]));
+        self.put_chain(ino, chain);
+        r
+    }
+
+    /// Writes `data` at `off` of `ino`'s clusters (which must exist).
+    fn chain_write(&mut self, ino: Ino, off: u64, data: &[u8]) -> Result<(), Errno> {
+        let chain = self.take_chain(ino)?;
+        let r = self.for_runs(&chain, off, data.len(), |v, at, range| v.disk_write(at, &data[range]));
+        self.put_chain(ino, chain);
+        r
+    }
+
+    /// Byte-addressed reads over whole sectors.
+    fn disk_read(&mut self, byte: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let s = SECTOR as u64;
         let mut done = 0usize;
         while done < buf.len() {
             let pos = byte + done as u64;
-            let sector = pos / s;
-            let in_sector = (pos % s) as usize;
+            let (sector, in_sector) = (pos / s, (pos % s) as usize);
             let left = buf.len() - done;
             if in_sector == 0 && left >= SECTOR {
                 let n = left - left % SECTOR;
-                if write {
-                    self.dev.write(sector, &buf[done..done + n])?;
-                } else {
-                    self.dev.read(sector, &mut buf[done..done + n])?;
-                }
+                self.dev.read(sector, &mut buf[done..done + n])?;
                 done += n;
             } else {
                 let n = (SECTOR - in_sector).min(left);
                 let mut tmp = [0u8; SECTOR];
                 self.dev.read(sector, &mut tmp)?;
-                if write {
-                    tmp[in_sector..in_sector + n].copy_from_slice(&buf[done..done + n]);
-                    self.dev.write(sector, &tmp)?;
-                } else {
-                    buf[done..done + n].copy_from_slice(&tmp[in_sector..in_sector + n]);
-                }
+                buf[done..done + n].copy_from_slice(&tmp[in_sector..in_sector + n]);
                 done += n;
             }
         }
         Ok(())
     }
 
-    /// Every slot of directory `dir` as bytes.
-    fn dir_bytes(&mut self, dir: Ino) -> Result<(Vec<u32>, Vec<u8>), Errno> {
+    /// Byte-addressed writes over whole sectors (read-modify-write at unaligned edges only).
+    fn disk_write(&mut self, byte: u64, data: &[u8]) -> Result<(), Errno> {
+        let s = SECTOR as u64;
+        let mut done = 0usize;
+        while done < data.len() {
+            let pos = byte + done as u64;
+            let (sector, in_sector) = (pos / s, (pos % s) as usize);
+            let left = data.len() - done;
+            if in_sector == 0 && left >= SECTOR {
+                let n = left - left % SECTOR;
+                self.dev.write(sector, &data[done..done + n])?;
+                done += n;
+            } else {
+                let n = (SECTOR - in_sector).min(left);
+                let mut tmp = [0u8; SECTOR];
+                self.dev.read(sector, &mut tmp)?;
+                tmp[in_sector..in_sector + n].copy_from_slice(&data[done..done + n]);
+                self.dev.write(sector, &tmp)?;
+                done += n;
+            }
+        }
+        Ok(())
+    }
+
+    /// `dir`'s cache, reading the directory on first use.
+    fn dir_cache(&mut self, dir: Ino) -> Result<&mut DirCache, Errno> {
         if !self.node(dir)?.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        let chain = self.chain(dir)?;
-        let mut bytes = vec![0u8; chain.len() * self.g.cluster_bytes()];
-        self.chain_io(&chain, 0, &mut bytes, false)?;
-        Ok((chain, bytes))
+        if !self.dirs.contains_key(&dir) {
+            if self.dir_cache_bytes > DIR_CACHE_BYTES {
+                // Bounded memory: write every directory back, then forget them all.
+                self.write_dirs()?;
+                self.dirs.clear();
+                self.dir_cache_bytes = 0;
+            }
+            let len = self.chain_len(dir)? * self.g.cluster_bytes();
+            let mut bytes = vec![0u8; len];
+            self.chain_read(dir, 0, &mut bytes)?;
+            self.dir_cache_bytes += len;
+            self.dirs.insert(dir, DirCache::new(bytes));
+        }
+        self.dirs.get_mut(&dir).ok_or(Errno::EIO)
     }
 
-    /// The entries of `dir` (without `.`, `..` and the volume label).
-    fn entries(&mut self, dir: Ino) -> Result<Vec<RawEntry>, Errno> {
-        let (_, bytes) = self.dir_bytes(dir)?;
-        let mut out = Vec::new();
-        let mut lfn: Vec<u16> = Vec::new();
-        let mut lfn_slots = 0u32;
-        let mut lfn_sum = 0u8;
-        let mut lfn_next = 0u8;
-        for (i, e) in bytes.chunks_exact(SLOT).enumerate() {
-            if e[0] == 0 {
-                break;
-            }
-            if e[0] == DELETED {
-                lfn_next = 0;
-                continue;
-            }
-            if e[11] & 0x3F == ATTR_LFN {
-                let ord = e[0] & 0x1F;
-                if e[0] & 0x40 != 0 {
-                    lfn = vec![0; usize::from(ord) * 13];
-                    lfn_slots = 0;
-                    lfn_sum = e[13];
-                    lfn_next = ord;
-                }
-                if ord == 0 || ord != lfn_next || e[13] != lfn_sum {
-                    lfn_next = 0;
-                    continue;
-                }
-                let offsets = [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30];
-                for (k, off) in offsets.iter().enumerate() {
-                    lfn[(usize::from(ord) - 1) * 13 + k] = le16(e, *off);
-                }
-                lfn_slots += 1;
-                lfn_next = ord - 1;
-                continue;
-            }
-            let mut raw = [0u8; SLOT];
-            raw.copy_from_slice(e);
-            let complete = lfn_next == 0 && lfn_slots > 0 && lfn_checksum(&raw) == lfn_sum;
-            let (name, lfn_count) = if complete {
-                let end = lfn.iter().position(|&u| u == 0 || u == 0xFFFF).unwrap_or(lfn.len());
-                let s: String = char::decode_utf16(lfn[..end].iter().copied()).map(|r| r.unwrap_or('\u{FFFD}')).collect();
-                (s.into_bytes(), lfn_slots)
-            } else {
-                (short_display(&raw), 0)
-            };
-            lfn_slots = 0;
-            lfn_next = 0;
-            if raw[11] & ATTR_VOLUME_ID != 0 || name == b"." || name == b".." {
-                continue;
-            }
-            out.push(RawEntry { name, slot: i as u32, lfn: lfn_count, raw });
+    /// Writes the changed sectors of every cached directory.
+    fn write_dirs(&mut self) -> Result<(), Errno> {
+        let dirty: Vec<Ino> = self.dirs.iter().filter(|(_, d)| !d.dirty.is_empty()).map(|(&ino, _)| ino).collect();
+        for dir in dirty {
+            self.write_dir(dir)?;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Writes `dir`'s changed sectors, runs of consecutive ones in one request each.
+    fn write_dir(&mut self, dir: Ino) -> Result<(), Errno> {
+        let chain = self.take_chain(dir)?;
+        let r = self.write_dir_with(dir, &chain);
+        self.put_chain(dir, chain);
+        r
+    }
+
+    fn write_dir_with(&mut self, dir: Ino, chain: &[u32]) -> Result<(), Errno> {
+        let per_cluster = self.g.spc as usize;
+        let disk_sector = |s: u32| -> Option<u64> {
+            let c = *chain.get(s as usize / per_cluster)?;
+            Some(self.g.cluster_sector(c) + (s as usize % per_cluster) as u64)
+        };
+        let Some(d) = self.dirs.get_mut(&dir) else { return Ok(()) };
+        let mut buf = Vec::new();
+        while let Some(&first) = d.dirty.first() {
+            let at = disk_sector(first).ok_or(Errno::EIO)?;
+            let mut n = 0u32;
+            buf.clear();
+            while n < 128 && d.dirty.contains(&(first + n)) && disk_sector(first + n) == Some(at + u64::from(n)) {
+                let s = (first + n) as usize * SECTOR;
+                buf.extend_from_slice(d.bytes.get(s..s + SECTOR).ok_or(Errno::EIO)?);
+                n += 1;
+            }
+            self.dev.write(at, &buf)?;
+            for s in first..first + n {
+                d.dirty.remove(&s);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every change kept in memory (FAT first, then directories, then the FSInfo
+    /// hint) to the device, without flushing its cache.
+    fn write_back(&mut self) -> Result<(), Errno> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.write_fat()?;
+        self.write_dirs()?;
+        let now = (self.free, self.next_free);
+        if let Some(info) = self.fsinfo.as_mut()
+            && self.fsinfo_written != now
+        {
+            put32(&mut info[..], 488, now.0);
+            put32(&mut info[..], 492, now.1);
+            let copy = **info;
+            self.dev.write(u64::from(self.g.fsinfo), &copy)?;
+            self.fsinfo_written = now;
+        }
+        Ok(())
+    }
+
+    /// [`Volume::write_back`] if the last one is [`WRITE_BACK_NS`] old. A failure stays
+    /// pending and comes back from the next sync.
+    fn write_back_if_due(&mut self) {
+        let now = (self.clock)();
+        if now.saturating_sub(self.written_back_at) < WRITE_BACK_NS {
+            return;
+        }
+        self.written_back_at = now;
+        if let Err(e) = self.write_back() {
+            log::warn!("fat: writing back metadata failed ({e:?}); the next sync reports it");
+        }
     }
 
     fn find(&mut self, dir: Ino, name: &[u8]) -> Result<RawEntry, Errno> {
-        self.entries(dir)?.into_iter().find(|e| names_equal(&e.name, name)).ok_or(Errno::ENOENT)
+        self.dir_cache(dir)?.find(name).cloned().ok_or(Errno::ENOENT)
     }
 
     /// The inode for an entry of `dir`, made on first sight.
@@ -877,9 +1246,7 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Writes `bytes` (whole slots) into directory `dir` from slot `first` on.
     fn write_slots(&mut self, dir: Ino, first: u32, bytes: &[u8]) -> Result<(), Errno> {
-        let chain = self.chain(dir)?;
-        let mut copy = bytes.to_vec();
-        self.chain_io(&chain, u64::from(first) * SLOT as u64, &mut copy, true)
+        self.dir_cache(dir)?.write(first, bytes)
     }
 
     /// Writes an inode's short entry back to its directory.
@@ -891,7 +1258,7 @@ impl<D: BlockDevice> Volume<D> {
 
     fn touch(&mut self, ino: Ino, modified: bool) -> Result<(), Errno> {
         let (date, time) = fat_datetime(self.now_sec());
-        let n = self.nodes.get_mut(&ino).ok_or(Errno::ENOENT)?;
+        let n = self.node_mut(ino)?;
         let mut changed = le16(&n.raw, 18) != date;
         put16(&mut n.raw, 18, date);
         if modified {
@@ -905,59 +1272,61 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Finds (or makes, by growing the directory) `count` consecutive free slots.
     fn free_slots(&mut self, dir: Ino, count: u32) -> Result<u32, Errno> {
-        let (chain, bytes) = self.dir_bytes(dir)?;
-        let total = (bytes.len() / SLOT) as u32;
-        let mut run = 0;
-        for i in 0..total {
-            let b = bytes[i as usize * SLOT];
-            if b == 0 {
-                // Everything from the end marker on is free.
-                let start = i - run;
-                if total - start >= count {
-                    return Ok(start);
+        let per = (self.g.cluster_bytes() / SLOT) as u32;
+        let (total, run) = {
+            let bytes = &self.dir_cache(dir)?.bytes;
+            let total = (bytes.len() / SLOT) as u32;
+            let mut run = 0;
+            for i in 0..total {
+                let b = bytes[i as usize * SLOT];
+                if b == 0 {
+                    // Everything from the end marker on is free.
+                    let start = i - run;
+                    if total - start >= count {
+                        return Ok(start);
+                    }
+                    run = total - start;
+                    break;
                 }
-                run = total - start;
-                break;
-            }
-            if b == DELETED {
-                run += 1;
-                if run == count {
-                    return Ok(i + 1 - count);
+                if b == DELETED {
+                    run += 1;
+                    if run == count {
+                        return Ok(i + 1 - count);
+                    }
+                } else {
+                    run = 0;
                 }
-            } else {
-                run = 0;
             }
-        }
+            (total, run)
+        };
         // Grow the directory: the run continues into new, zeroed clusters.
         let start = total - run;
-        let per = (self.g.cluster_bytes() / SLOT) as u32;
         let want = (start + count).div_ceil(per) as usize;
         if want * per as usize > 65_536 {
             return Err(Errno::ENOSPC);
         }
-        self.grow(dir, want.max(chain.len()), &|_| false)?;
+        let have = (total / per) as usize;
+        self.grow(dir, want.max(have), true)?;
         Ok(start)
-    }
-
-    fn short_names(entries: &[RawEntry]) -> Vec<[u8; 11]> {
-        entries.iter().map(|e| e.raw[..11].try_into().expect("11 bytes")).collect()
     }
 
     /// Adds an entry `name` to `dir` with the fields of `short` (name bytes are replaced);
     /// returns (short slot, long-name slots, the short entry as written).
     fn add_entry(&mut self, dir: Ino, name: &[u8], short: [u8; SLOT]) -> Result<(u32, u32, [u8; SLOT]), Errno> {
-        let entries = self.entries(dir)?;
-        if entries.iter().any(|e| names_equal(&e.name, name)) {
+        let cache = self.dir_cache(dir)?;
+        if cache.find(name).is_some() {
             return Err(Errno::EEXIST);
         }
-        let slots = entry_slots(name, short, &Self::short_names(&entries))?;
+        let slots = entry_slots(name, short, &|s| cache.shorts.contains_key(s))?;
         let count = (slots.len() / SLOT) as u32;
         let first = self.free_slots(dir, count)?;
         self.write_slots(dir, first, &slots)?;
-        self.touch(dir, true)?;
         let mut written = [0u8; SLOT];
         written.copy_from_slice(&slots[slots.len() - SLOT..]);
-        Ok((first + count - 1, count - 1, written))
+        let slot = first + count - 1;
+        self.dir_cache(dir)?.insert(RawEntry { name: name.to_vec(), slot, lfn: count - 1, raw: written });
+        self.touch(dir, true)?;
+        Ok((slot, count - 1, written))
     }
 
     /// Marks an entry's slots deleted and forgets its slot.
@@ -965,13 +1334,9 @@ impl<D: BlockDevice> Volume<D> {
         let node = self.node(ino)?;
         let Some((slot, lfn)) = node.slot else { return Ok(()) };
         let parent = node.parent;
-        let (_, bytes) = self.dir_bytes(parent)?;
-        for s in slot - lfn..=slot {
-            let mut e = [0u8; SLOT];
-            e.copy_from_slice(&bytes[s as usize * SLOT..(s as usize + 1) * SLOT]);
-            e[0] = DELETED;
-            self.write_slots(parent, s, &e)?;
-        }
+        let cache = self.dir_cache(parent)?;
+        cache.delete(slot - lfn, slot)?;
+        cache.remove(slot);
         self.by_slot.remove(&(parent, slot));
         if let Some(n) = self.nodes.get_mut(&ino) {
             n.slot = None;
@@ -985,41 +1350,45 @@ impl<D: BlockDevice> Volume<D> {
         if node.slot.is_some() || node.open > 0 || ino == ROOT_INO {
             return Ok(());
         }
-        let chain = self.chain(ino)?;
+        let chain = self.take_chain(ino)?;
         self.nodes.remove(&ino);
+        // A removed directory's slots are never written back: its clusters may be reused.
+        if let Some(d) = self.dirs.remove(&ino) {
+            self.dir_cache_bytes -= d.bytes.len();
+        }
         self.free_chain(&chain)
     }
 
     fn dir_is_empty(&mut self, dir: Ino) -> Result<bool, Errno> {
-        Ok(self.entries(dir)?.is_empty())
+        Ok(self.dir_cache(dir)?.entries.is_empty())
     }
 
     fn metadata(&mut self, ino: Ino) -> Result<Metadata, Errno> {
         let cb = self.g.cluster_bytes() as u64;
-        let node = self.node(ino)?.clone();
-        let dir = node.is_dir();
-        let clusters = if dir || node.size() > 0 { self.chain(ino)?.len() as u64 } else { 0 };
+        let node = self.node(ino)?;
+        let (raw, dir, named, size) = (node.raw, node.is_dir(), node.slot.is_some(), node.size());
+        let clusters = if dir || size > 0 { self.chain_len(ino)? as u64 } else { 0 };
         let perm = if dir {
             0o755
-        } else if node.raw[11] & ATTR_READ_ONLY != 0 {
+        } else if raw[11] & ATTR_READ_ONLY != 0 {
             0o444
         } else {
             0o644
         };
-        let mtime = unix_time(le16(&node.raw, 24), le16(&node.raw, 22));
-        let ctime = unix_time(le16(&node.raw, 16), le16(&node.raw, 14));
+        let mtime = unix_time(le16(&raw, 24), le16(&raw, 22));
+        let ctime = unix_time(le16(&raw, 16), le16(&raw, 14));
         Ok(Metadata {
             ino,
             kind: if dir { FileType::Directory } else { FileType::Regular },
             perm,
-            nlink: if node.slot.is_some() || ino == ROOT_INO { 1 } else { 0 },
+            nlink: if named || ino == ROOT_INO { 1 } else { 0 },
             uid: 0,
             gid: 0,
-            size: if dir { clusters * cb } else { u64::from(node.size()) },
+            size: if dir { clusters * cb } else { u64::from(size) },
             blocks: clusters * cb / 512,
             block_size: cb.max(4096) as u32,
             rdev: 0,
-            atime: unix_time(le16(&node.raw, 18), 0),
+            atime: unix_time(le16(&raw, 18), 0),
             mtime,
             ctime: if ctime.sec == 0 { mtime } else { ctime.max(mtime) },
         })
@@ -1035,32 +1404,39 @@ impl<D: BlockDevice> Volume<D> {
         let old = u64::from(node.size());
         let cb = self.g.cluster_bytes() as u64;
         let want = len.div_ceil(cb) as usize;
-        let chain = self.chain(ino)?;
-        if want < chain.len() {
-            match want {
-                0 => {
-                    let n = self.nodes.get_mut(&ino).ok_or(Errno::ENOENT)?;
-                    n.set_first(0);
-                }
-                _ => self.fat_set(chain[want - 1], EOC)?,
+        let have = self.chain_len(ino)?;
+        if want < have {
+            let mut chain = self.take_chain(ino)?;
+            let cut = match want {
+                0 => self.node_mut(ino).map(|n| n.set_first(0)),
+                _ => self.fat_set(chain[want - 1], EOC),
+            };
+            if let Err(e) = cut {
+                self.put_chain(ino, chain);
+                return Err(e);
             }
-            let n = self.nodes.get_mut(&ino).ok_or(Errno::ENOENT)?;
-            n.chain = Some(chain[..want].to_vec());
-            n.set_size(len32);
+            let gone = chain.split_off(want);
+            self.put_chain(ino, chain);
+            self.node_mut(ino)?.set_size(len32);
             self.write_entry(ino)?;
-            self.free_chain(&chain[want..])?;
+            self.free_chain(&gone)?;
         } else if len > old {
-            // Bytes past the old end in its last cluster may be stale: zero them.
-            let tail_end = (chain.len() as u64 * cb).min(len);
-            if tail_end > old {
-                let mut zeroes = vec![0u8; (tail_end - old) as usize];
-                self.chain_io(&chain, old, &mut zeroes, true)?;
+            // Bytes past the old end in its clusters may be stale: zero them.
+            let tail_end = (have as u64 * cb).min(len);
+            let mut at = old;
+            if at < tail_end {
+                let zeroes = vec![0u8; ((tail_end - at) as usize).min(64 * 1024)];
+                while at < tail_end {
+                    let n = ((tail_end - at) as usize).min(zeroes.len());
+                    self.chain_write(ino, at, &zeroes[..n])?;
+                    at += n as u64;
+                }
             }
-            self.grow(ino, want, &|_| false)?;
-            self.nodes.get_mut(&ino).ok_or(Errno::ENOENT)?.set_size(len32);
+            self.grow(ino, want, true)?;
+            self.node_mut(ino)?.set_size(len32);
             self.write_entry(ino)?;
         } else {
-            self.nodes.get_mut(&ino).ok_or(Errno::ENOENT)?.set_size(len32);
+            self.node_mut(ino)?.set_size(len32);
             self.write_entry(ino)?;
         }
         self.touch(ino, true)
@@ -1080,15 +1456,9 @@ impl<D: BlockDevice> Volume<D> {
             self.set_len(ino, offset)?;
         }
         let cb = self.g.cluster_bytes() as u64;
-        let want = end.div_ceil(cb) as usize;
-        let covered = |i: usize| {
-            let (s, e) = (i as u64 * cb, (i as u64 + 1) * cb);
-            s >= offset && e <= end
-        };
-        let chain = self.grow(ino, want, &covered)?;
-        let mut buf = data.to_vec();
-        self.chain_io(&chain, offset, &mut buf, true)?;
-        let n = self.nodes.get_mut(&ino).ok_or(Errno::ENOENT)?;
+        self.grow(ino, end.div_ceil(cb) as usize, false)?;
+        self.chain_write(ino, offset, data)?;
+        let n = self.node_mut(ino)?;
         if end > u64::from(n.size()) {
             n.set_size(end as u32);
             self.write_entry(ino)?;
@@ -1107,8 +1477,7 @@ impl<D: BlockDevice> Volume<D> {
             return Ok(0);
         }
         let n = ((size - offset) as usize).min(buf.len());
-        let chain = self.chain(ino)?;
-        self.chain_io(&chain, offset, &mut buf[..n], false)?;
+        self.chain_read(ino, offset, &mut buf[..n])?;
         Ok(n)
     }
 
@@ -1133,19 +1502,16 @@ impl<D: BlockDevice> Volume<D> {
             return Err(Errno::ENOTDIR);
         }
         long_name_units(name)?;
-        if self.entries(dir)?.iter().any(|e| names_equal(&e.name, name)) {
+        if self.dir_cache(dir)?.find(name).is_some() {
             return Err(Errno::EEXIST);
         }
         let mut short = self.new_short(if is_dir { ATTR_DIRECTORY } else { ATTR_ARCHIVE });
         let mut cluster = 0;
         if is_dir {
             cluster = self.alloc_cluster()?;
-            if let Err(e) = self.zero_cluster(cluster) {
-                let _ = self.free_chain(&[cluster]);
-                return Err(e);
-            }
             let parent_first = if dir == ROOT_INO { 0 } else { self.node(dir)?.first() };
-            let mut dots = [0u8; 2 * SLOT];
+            // The new directory's cluster in one write: `.`, `..` and zeroes.
+            let mut dots = vec![0u8; self.g.cluster_bytes()];
             for (k, (name, target)) in [(b".          ", cluster), (b"..         ", parent_first)].iter().enumerate() {
                 let e = &mut dots[k * SLOT..(k + 1) * SLOT];
                 e.copy_from_slice(&short);
@@ -1153,8 +1519,7 @@ impl<D: BlockDevice> Volume<D> {
                 put16(e, 20, (target >> 16) as u16);
                 put16(e, 26, *target as u16);
             }
-            let at = self.g.cluster_sector(cluster) * SECTOR as u64;
-            if let Err(e) = self.disk_io(at, &mut dots, true) {
+            if let Err(e) = self.dev.write(self.g.cluster_sector(cluster), &dots) {
                 let _ = self.free_chain(&[cluster]);
                 return Err(e);
             }
@@ -1252,9 +1617,9 @@ impl<D: BlockDevice> Volume<D> {
 
     fn set_dotdot(&mut self, dir: Ino, parent: Ino) -> Result<(), Errno> {
         let target = if parent == ROOT_INO { 0 } else { self.node(parent)?.first() };
-        let (_, bytes) = self.dir_bytes(dir)?;
+        let bytes = &self.dir_cache(dir)?.bytes;
         let mut e = [0u8; SLOT];
-        e.copy_from_slice(&bytes[SLOT..2 * SLOT]);
+        e.copy_from_slice(bytes.get(SLOT..2 * SLOT).ok_or(Errno::EIO)?);
         if &e[..2] != b".." {
             return Err(Errno::EIO);
         }
@@ -1334,14 +1699,7 @@ impl<D: BlockDevice> Volume<D> {
         if self.read_only {
             return Ok(());
         }
-        // FSInfo: the free-cluster hint for other systems.
-        let mut info = [0u8; SECTOR];
-        self.dev.read(u64::from(self.g.fsinfo), &mut info)?;
-        if le32(&info, 0) == 0x4161_5252 && le32(&info, 484) == 0x6141_7272 {
-            put32(&mut info, 488, self.free);
-            put32(&mut info, 492, self.next_free);
-            self.dev.write(u64::from(self.g.fsinfo), &info)?;
-        }
+        self.write_back()?;
         self.dev.flush()
     }
 }
@@ -1376,9 +1734,9 @@ impl<D: BlockDevice> Filesystem for FatFs<D> {
 
     fn read_dir(&self, dir: Ino, start: usize, each: &mut dyn FnMut(DirEntry) -> bool) -> Result<(), Errno> {
         let mut v = self.vol.lock();
-        let entries = v.entries(dir)?;
+        let entries: Vec<RawEntry> = v.dir_cache(dir)?.entries.values().skip(start).cloned().collect();
         let mut out = Vec::new();
-        for e in entries.iter().skip(start) {
+        for e in entries.iter() {
             let ino = v.ino_for(dir, e);
             let kind = if e.raw[11] & ATTR_DIRECTORY != 0 { FileType::Directory } else { FileType::Regular };
             out.push(DirEntry { ino, kind, name: e.name.clone() });
@@ -1397,20 +1755,21 @@ impl<D: BlockDevice> Filesystem for FatFs<D> {
     }
 
     fn write_at(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<usize, Errno> {
-        self.vol.lock().write_at(ino, offset, data)
+        self.change(|v| v.write_at(ino, offset, data))
     }
 
     fn set_len(&self, ino: Ino, len: u64) -> Result<(), Errno> {
-        self.vol.lock().set_len(ino, len)
+        self.change(|v| v.set_len(ino, len))
     }
 
     fn create(&self, dir: Ino, name: &[u8], node: NewNode<'_>, owner: Owner) -> Result<Ino, Errno> {
-        let mut v = self.vol.lock();
-        let ino = v.create(dir, name, node)?;
-        if owner.perm & 0o222 == 0 && node == NewNode::Regular {
-            v.set_attr(ino, &SetAttr { perm: Some(owner.perm), ..SetAttr::default() })?;
-        }
-        Ok(ino)
+        self.change(|v| {
+            let ino = v.create(dir, name, node)?;
+            if owner.perm & 0o222 == 0 && node == NewNode::Regular {
+                v.set_attr(ino, &SetAttr { perm: Some(owner.perm), ..SetAttr::default() })?;
+            }
+            Ok(ino)
+        })
     }
 
     fn link(&self, _ino: Ino, _dir: Ino, _name: &[u8]) -> Result<(), Errno> {
@@ -1418,15 +1777,15 @@ impl<D: BlockDevice> Filesystem for FatFs<D> {
     }
 
     fn unlink(&self, dir: Ino, name: &[u8]) -> Result<(), Errno> {
-        self.vol.lock().unlink(dir, name, false)
+        self.change(|v| v.unlink(dir, name, false))
     }
 
     fn rmdir(&self, dir: Ino, name: &[u8]) -> Result<(), Errno> {
-        self.vol.lock().unlink(dir, name, true)
+        self.change(|v| v.unlink(dir, name, true))
     }
 
     fn rename(&self, from_dir: Ino, from: &[u8], to_dir: Ino, to: &[u8], flags: RenameFlags) -> Result<(), Errno> {
-        self.vol.lock().rename(from_dir, from, to_dir, to, flags)
+        self.change(|v| v.rename(from_dir, from, to_dir, to, flags))
     }
 
     fn readlink(&self, ino: Ino) -> Result<Vec<u8>, Errno> {
@@ -1435,11 +1794,12 @@ impl<D: BlockDevice> Filesystem for FatFs<D> {
     }
 
     fn set_attr(&self, ino: Ino, attr: &SetAttr) -> Result<(), Errno> {
-        self.vol.lock().set_attr(ino, attr)
+        self.change(|v| v.set_attr(ino, attr))
     }
 
     fn sync(&self, _ino: Option<Ino>) -> Result<(), Errno> {
-        // Everything is written through; what remains is the device's cache.
+        // One file's metadata lives in sectors shared with others (the FAT, its directory):
+        // everything is written back, then the device's cache is flushed.
         self.vol.lock().sync()
     }
 

@@ -105,7 +105,9 @@ impl Chunks {
         if offset >= self.len {
             return 0;
         }
-        let n = buf.len().min((self.len - offset).min(usize::MAX as u64) as usize);
+        let n = buf
+            .len()
+            .min((self.len - offset).min(usize::MAX as u64) as usize);
         let buf = &mut buf[..n];
         let mut done = 0;
         while done < n {
@@ -855,7 +857,10 @@ mod tests {
             assert_eq!(read_all(&fs, ino), model, "after writing {len} at {off}");
         }
         // Reads that start and end inside chunks and holes.
-        for (off, len) in [(CHUNK as u64 - 3, 9usize), (2 * CHUNK as u64 + 1, CHUNK + 2)] {
+        for (off, len) in [
+            (CHUNK as u64 - 3, 9usize),
+            (2 * CHUNK as u64 + 1, CHUNK + 2),
+        ] {
             let mut buf = vec![0xAAu8; len];
             assert_eq!(fs.read_at(ino, off, &mut buf).unwrap(), len);
             assert_eq!(buf, model[off as usize..off as usize + len]);
@@ -872,7 +877,11 @@ mod tests {
         let md = fs.metadata(ino).unwrap();
         assert_eq!((md.size, md.blocks), (1 << 40, 0), "a 1 TiB hole is free");
         fs.write_at(ino, (1 << 39) + 3, b"xyz").unwrap();
-        assert_eq!(fs.metadata(ino).unwrap().blocks, 8, "one 4 KiB block for 3 bytes");
+        assert_eq!(
+            fs.metadata(ino).unwrap().blocks,
+            8,
+            "one 4 KiB block for 3 bytes"
+        );
         let mut buf = [1u8; 8];
         fs.read_at(ino, (1 << 39) + 1, &mut buf).unwrap();
         assert_eq!(&buf, b"\0\0xyz\0\0\0");

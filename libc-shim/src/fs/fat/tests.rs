@@ -30,7 +30,7 @@ fn mkdir(fs: &FatFs<Disk>, dir: Ino, name: &str) -> Ino {
     fs.create(dir, name.as_bytes(), NewNode::Directory, Owner { perm: 0o755, ..OWNER }).unwrap()
 }
 
-fn names(fs: &FatFs<Disk>, dir: Ino) -> Vec<String> {
+fn names<B: BlockDevice>(fs: &FatFs<B>, dir: Ino) -> Vec<String> {
     let mut out = Vec::new();
     fs.read_dir(dir, 0, &mut |e| {
         out.push(String::from_utf8(e.name).unwrap());
@@ -40,7 +40,7 @@ fn names(fs: &FatFs<Disk>, dir: Ino) -> Vec<String> {
     out
 }
 
-fn read_all(fs: &FatFs<Disk>, ino: Ino) -> Vec<u8> {
+fn read_all<B: BlockDevice>(fs: &FatFs<B>, ino: Ino) -> Vec<u8> {
     let size = fs.metadata(ino).unwrap().size as usize;
     let mut buf = vec![0u8; size + 10];
     let n = fs.read_at(ino, 0, &mut buf).unwrap();
@@ -244,7 +244,7 @@ fn rename_replace_move_and_exchange() {
     // The moved directory's ".." points at its new parent on disk.
     let moved = fs.resolve("dir/moved sub").unwrap();
     let back = fs.resolve("dir").unwrap();
-    let dotdot = fs.vol.lock().dir_bytes(moved).unwrap().1[32..64].to_vec();
+    let dotdot = fs.vol.lock().dir_cache(moved).unwrap().bytes[32..64].to_vec();
     let first = fs.vol.lock().node(back).unwrap().first();
     assert_eq!(&dotdot[..2], b"..");
     assert_eq!(u32::from(le16(&dotdot, 26)) | u32::from(le16(&dotdot, 20)) << 16, first);
@@ -279,9 +279,9 @@ fn read_only_refuses_writes() {
     assert_eq!(ro.create(ROOT_INO, b"g", NewNode::Regular, OWNER), Err(Errno::EROFS));
     assert_eq!(ro.unlink(ROOT_INO, b"f"), Err(Errno::EROFS));
     assert_eq!(ro.set_len(f, 0), Err(Errno::EROFS));
-    let dev = ro.into_device();
-    dev.platform.disk_read_only.set(true);
-    let ro = FatFs::mount(dev, false, clock()).unwrap();
+    let platform = ro.into_device().platform;
+    platform.disk_read_only.set(true);
+    let ro = FatFs::mount(PlatformDisk::new(platform, 0).unwrap(), false, clock()).unwrap();
     assert_eq!(ro.create(ROOT_INO, b"g", NewNode::Regular, OWNER), Err(Errno::EROFS), "a read-only device makes a read-only volume");
 }
 
@@ -306,9 +306,21 @@ fn sync_flushes_the_device_and_survives_a_crash() {
 fn device_errors_are_eio() {
     let fs = fresh(8 * 2048);
     let ino = create(&fs, ROOT_INO, "f");
+    fs.sync(None).unwrap();
     fs.with_device(|d| d.platform.disk_fail_writes.set(true));
+    // Data is written by the call: its error comes back at once.
     assert_eq!(fs.write_at(ino, 0, b"data"), Err(Errno::EIO));
-    assert_eq!(fs.create(ROOT_INO, b"g", NewNode::Regular, OWNER), Err(Errno::EIO));
+    // Metadata is written back later: the create succeeds in memory, the sync says EIO, and
+    // the change stays pending until a sync succeeds.
+    create(&fs, ROOT_INO, "g");
+    assert_eq!(fs.sync(None), Err(Errno::EIO));
+    assert_eq!(fs.sync(Some(ino)), Err(Errno::EIO));
+    fs.with_device(|d| d.platform.disk_fail_writes.set(false));
+    fs.sync(None).unwrap();
+    let dev = fs.into_device();
+    dev.platform.disk_crash();
+    let fs = FatFs::mount(dev, false, clock()).unwrap();
+    assert_eq!(names(&fs, ROOT_INO), ["f", "g"]);
 }
 
 #[test]
@@ -347,3 +359,265 @@ fn fat_time_round_trip() {
     }
 }
 
+
+/// A device that counts what the filesystem asks of it.
+struct Counting {
+    disk: Disk,
+    reads: u64,
+    writes: u64,
+    written_sectors: u64,
+}
+
+impl BlockDevice for Counting {
+    fn sectors(&self) -> u64 {
+        self.disk.sectors()
+    }
+    fn read_only(&self) -> bool {
+        self.disk.read_only()
+    }
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        self.reads += 1;
+        self.disk.read(sector, buf)
+    }
+    fn write(&mut self, sector: u64, data: &[u8]) -> Result<(), Errno> {
+        self.writes += 1;
+        self.written_sectors += (data.len() / SECTOR) as u64;
+        self.disk.write(sector, data)
+    }
+    fn flush(&mut self) -> Result<(), Errno> {
+        self.disk.flush()
+    }
+}
+
+fn counting(sectors: u64) -> FatFs<Counting> {
+    let mut disk = PlatformDisk::new(FakePlatform::with_disk(sectors), 0).unwrap();
+    format(&mut disk, "KILNTEST", 7).unwrap();
+    FatFs::mount(Counting { disk, reads: 0, writes: 0, written_sectors: 0 }, false, clock()).unwrap()
+}
+
+fn io_count(fs: &FatFs<Counting>) -> (u64, u64) {
+    fs.with_device(|d| (d.reads, d.writes))
+}
+
+#[test]
+fn lookups_are_served_from_the_directory_cache() {
+    let fs = counting(16 * 2048);
+    let owner = OWNER;
+    let a = fs.create(ROOT_INO, b"a", NewNode::Directory, owner).unwrap();
+    let b = fs.create(a, b"b", NewNode::Directory, owner).unwrap();
+    for i in 0..200 {
+        fs.create(b, alloc::format!("file {i}.txt").as_bytes(), NewNode::Regular, owner).unwrap();
+    }
+    fs.sync(None).unwrap();
+    let fs = FatFs::mount(fs.into_device(), false, clock()).unwrap();
+    let before = io_count(&fs);
+    let ino = fs.resolve("a/b/file 150.txt").unwrap();
+    let first = io_count(&fs);
+    assert!(first.0 > before.0, "the first lookup reads the directories");
+    for _ in 0..3 {
+        assert_eq!(fs.resolve("a/b/file 150.txt").unwrap(), ino);
+        assert_eq!(fs.resolve("/A/B/FILE 150.TXT").unwrap(), ino, "case-insensitive");
+        assert_eq!(fs.lookup(fs.resolve("a/b").unwrap(), b"missing"), Err(Errno::ENOENT));
+        fs.metadata(ino).unwrap();
+    }
+    for i in 0..200 {
+        fs.resolve(&alloc::format!("a/b/file {i}.txt")).unwrap();
+    }
+    assert_eq!(io_count(&fs), first, "later lookups and stats read nothing");
+    // Creating and unlinking update the cache: no reads, and no writes until sync.
+    let b = fs.resolve("a/b").unwrap();
+    fs.create(b, b"new one", NewNode::Regular, owner).unwrap();
+    fs.unlink(b, b"file 3.txt").unwrap();
+    fs.rename(b, b"file 4.txt", b, b"renamed", RenameFlags::empty()).unwrap();
+    assert_eq!(fs.lookup(b, b"file 3.txt"), Err(Errno::ENOENT));
+    assert_eq!(fs.lookup(b, b"file 4.txt"), Err(Errno::ENOENT));
+    fs.lookup(b, b"RENAMED").unwrap();
+    fs.lookup(b, b"new one").unwrap();
+    assert_eq!(io_count(&fs), first, "metadata changes stay in memory until sync");
+    fs.sync(None).unwrap();
+    let after = io_count(&fs);
+    assert_eq!(after.0, first.0, "sync writes what it has, it reads nothing");
+    assert!(after.1 > first.1);
+    let fs = FatFs::mount(fs.into_device(), false, clock()).unwrap();
+    let b = fs.resolve("a/b").unwrap();
+    let list = names(&fs, b);
+    assert_eq!(list.len(), 200);
+    assert!(list.contains(&"renamed".into()) && list.contains(&"new one".into()));
+    assert!(!list.contains(&"file 3.txt".into()) && !list.contains(&"file 4.txt".into()));
+}
+
+
+#[test]
+fn sequential_appends_write_data_only_until_sync() {
+    let fs = counting(16 * 2048);
+    let ino = fs.create(ROOT_INO, b"log", NewNode::Regular, OWNER).unwrap();
+    let start = io_count(&fs);
+    let block = pattern(64 * 1024, 3);
+    for k in 0..32u64 {
+        fs.write_at(ino, k * block.len() as u64, &block).unwrap();
+    }
+    let (reads, writes) = io_count(&fs);
+    assert_eq!(reads, start.0, "aligned appends read nothing (no read-modify-write)");
+    assert_eq!(writes - start.1, 32, "one request per 64 KiB append: data only, FAT and entry wait");
+    fs.sync(None).unwrap();
+    let written = fs.with_device(|d| d.written_sectors);
+    // 2 MiB of data, 2 copies of 4096 FAT entries (64 sectors), a directory sector, FSInfo.
+    assert!(written <= 4096 + 2 * 33 + 2, "{written} sectors written in all");
+    let fs = FatFs::mount(fs.into_device(), false, clock()).unwrap();
+    let ino = fs.resolve("log").unwrap();
+    let got = read_all(&fs, ino);
+    assert_eq!(got.len(), 32 * block.len());
+    assert!(got.chunks(block.len()).all(|c| c == block.as_slice()));
+}
+
+/// Many operations, a model of what the files hold, then a "reboot": a new mount of a copy of
+/// the disk's bytes (nothing carried over in memory) must see exactly the model.
+#[test]
+fn everything_survives_a_reboot_onto_a_copy_of_the_bytes() {
+    let fs = fresh(32 * 2048);
+    let mut model: alloc::collections::BTreeMap<String, Vec<u8>> = alloc::collections::BTreeMap::new();
+    let d1 = mkdir(&fs, ROOT_INO, "dir one");
+    let d2 = mkdir(&fs, d1, "inner");
+    let mut rng = 12345u32;
+    let mut next = move |n: u32| {
+        rng = rng.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        (rng >> 8) % n
+    };
+    for i in 0..400 {
+        let (dir, prefix) = match i % 3 {
+            0 => (ROOT_INO, ""),
+            1 => (d1, "dir one/"),
+            _ => (d2, "dir one/inner/"),
+        };
+        let name = if i % 2 == 0 { alloc::format!("f{i}.dat") } else { alloc::format!("File number {i} with a long name") };
+        let ino = create(&fs, dir, &name);
+        let len = next(5000) as usize;
+        let data = pattern(len, i as u8);
+        fs.write_at(ino, 0, &data).unwrap();
+        let mut content = data;
+        if i % 5 == 0 {
+            // Append at an odd offset, then cut.
+            let more = pattern(next(3000) as usize + 1, 99);
+            let at = content.len() as u64 + u64::from(next(700));
+            fs.write_at(ino, at, &more).unwrap();
+            content.resize(at as usize, 0);
+            content.extend_from_slice(&more);
+            let cut = next(content.len() as u32 + 1) as usize;
+            fs.set_len(ino, cut as u64).unwrap();
+            content.truncate(cut);
+        }
+        model.insert(alloc::format!("{prefix}{name}"), content);
+    }
+    for i in (0..400).step_by(7) {
+        let key = model.keys().nth(i % model.len()).unwrap().clone();
+        let (dir_path, name) = key.rsplit_once('/').unwrap_or(("", &key));
+        let dir = fs.resolve(dir_path).unwrap();
+        if i % 2 == 0 {
+            fs.unlink(dir, name.as_bytes()).unwrap();
+            model.remove(&key);
+        } else {
+            let new = alloc::format!("renamed {i}");
+            fs.rename(dir, name.as_bytes(), d2, new.as_bytes(), RenameFlags::empty()).unwrap();
+            let v = model.remove(&key).unwrap();
+            model.insert(alloc::format!("dir one/inner/{new}"), v);
+        }
+    }
+    fs.sync(None).unwrap();
+    let bytes = fs.with_device(|d| d.platform.disk.borrow().clone());
+    // Keep using the old mount: none of this may reach the copy.
+    create(&fs, ROOT_INO, "after the copy");
+    let platform = FakePlatform::with_disk(0);
+    *platform.disk.borrow_mut() = bytes;
+    let fs2 = FatFs::mount(PlatformDisk::new(platform, 0).unwrap(), false, clock()).unwrap();
+    let mut seen = 0;
+    for (path, content) in &model {
+        let ino = fs2.resolve(path).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        assert_eq!(&read_all(&fs2, ino), content, "{path}");
+        seen += 1;
+    }
+    let listed = names(&fs2, ROOT_INO).len() + names(&fs2, fs2.resolve("dir one").unwrap()).len() + names(&fs2, fs2.resolve("dir one/inner").unwrap()).len();
+    assert_eq!(listed, seen + 2, "every file listed, and the two directories");
+    assert_eq!(fs2.lookup(ROOT_INO, b"after the copy"), Err(Errno::ENOENT));
+    assert_eq!(fs2.stats().blocks_free, fs.stats().blocks_free, "the free count matches the FAT");
+}
+
+#[test]
+fn lower_case_8_3_names_need_no_long_name_slots() {
+    let fs = fresh(8 * 2048);
+    for n in ["readme.txt", "abc.TXT", "Mixed.txt", "UPPER", "x"] {
+        create(&fs, ROOT_INO, n);
+    }
+    let fs = remount(fs);
+    assert_eq!(names(&fs, ROOT_INO), ["readme.txt", "abc.TXT", "Mixed.txt", "UPPER", "x"]);
+    let mut v = fs.vol.lock();
+    let slots: Vec<u32> = v.dir_cache(ROOT_INO).unwrap().entries.values().map(|e| e.lfn).collect();
+    assert_eq!(slots, [0, 0, 1, 0, 0], "only the mixed-case name has a long-name slot");
+}
+
+/// More FAT sectors and directory bytes than the caches keep (64 sectors, 64 KiB in host
+/// tests): what they forget is written back first.
+#[test]
+fn caches_write_back_before_forgetting() {
+    let fs = fresh(32 * 2048);
+    let big = create(&fs, ROOT_INO, "big");
+    let block = pattern(64 * 1024, 5);
+    for k in 0..96u64 {
+        fs.write_at(big, k * block.len() as u64, &block).unwrap();
+    }
+    assert!(fs.vol.lock().fat_cache.len() <= FAT_CACHE_SECTORS);
+    for d in 0..24 {
+        let dir = mkdir(&fs, ROOT_INO, &alloc::format!("directory {d}"));
+        for f in 0..60 {
+            let ino = create(&fs, dir, &alloc::format!("a file with a long name {f}"));
+            fs.write_at(ino, 0, alloc::format!("{d}/{f}").as_bytes()).unwrap();
+        }
+    }
+    assert!(fs.vol.lock().dir_cache_bytes <= DIR_CACHE_BYTES + 16 * 1024);
+    let free = fs.stats().blocks_free;
+    fs.sync(None).unwrap();
+    let dev = fs.into_device();
+    dev.platform.disk_crash();
+    let fs = FatFs::mount(dev, false, clock()).unwrap();
+    assert_eq!(fs.stats().blocks_free, free);
+    let got = read_all(&fs, fs.resolve("big").unwrap());
+    assert_eq!(got.len(), 96 * block.len());
+    assert!(got.chunks(block.len()).all(|c| c == block.as_slice()));
+    for d in 0..24 {
+        let dir = fs.resolve(&alloc::format!("directory {d}")).unwrap();
+        assert_eq!(names(&fs, dir).len(), 60);
+        for f in [0, 59] {
+            let ino = fs.lookup(dir, alloc::format!("A FILE WITH A LONG NAME {f}").as_bytes()).unwrap();
+            assert_eq!(read_all(&fs, ino), alloc::format!("{d}/{f}").as_bytes());
+        }
+    }
+}
+
+/// Metadata waits in memory for at most WRITE_BACK_NS of the volume's clock, then the next
+/// change writes it back (without flushing: that is sync's job).
+#[test]
+fn old_metadata_is_written_back_by_the_next_change() {
+    use alloc::sync::Arc;
+    use core::sync::atomic::{AtomicU64, Ordering};
+    let now = Arc::new(AtomicU64::new(1_700_000_000_000_000_000));
+    let clock = {
+        let now = now.clone();
+        Box::new(move || now.load(Ordering::Relaxed))
+    };
+    let mut disk = PlatformDisk::new(FakePlatform::with_disk(8 * 2048), 0).unwrap();
+    format(&mut disk, "", 1).unwrap();
+    let fs = FatFs::mount(disk, false, clock).unwrap();
+    let on_disk = |fs: &FatFs<Disk>| {
+        let platform = FakePlatform::with_disk(0);
+        *platform.disk.borrow_mut() = fs.with_device(|d| d.platform.disk.borrow().clone());
+        names(&FatFs::mount(PlatformDisk::new(platform, 0).unwrap(), true, self::clock()).unwrap(), ROOT_INO)
+    };
+    create(&fs, ROOT_INO, "first");
+    now.fetch_add(WRITE_BACK_NS / 2, Ordering::Relaxed);
+    create(&fs, ROOT_INO, "second");
+    assert!(on_disk(&fs).is_empty(), "not yet due");
+    now.fetch_add(WRITE_BACK_NS, Ordering::Relaxed);
+    create(&fs, ROOT_INO, "third");
+    assert_eq!(on_disk(&fs), ["first", "second", "third"]);
+    let flushes = fs.with_device(|d| d.platform.disk_flushes.get());
+    assert_eq!(flushes, 1, "only format flushed: write-back is not a sync");
+}
