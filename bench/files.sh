@@ -11,6 +11,9 @@
 # INSN_MIB (8) and INSN_NFILES (500) for the counted runs; BAKE (default target/release/bake);
 # INSN_PLUGIN (default bench/out/plugins/libinsn.so, else /tmp/plugins/libinsn.so);
 # MEM (default 256M) guest memory for Kiln and Linux alike.
+# BEFORE=DIR: a copy of an earlier run's bench/out/files (say, from before a change to Kiln);
+# its Kiln figures are shown next to this run's, with the ratio (BEFORE_LABEL names it). The
+# other columns come from this run only, so every ratio to native or Linux is within one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -26,6 +29,12 @@ fo=$out/files
 report=$root/bench/REPORT.md
 lg=$root/bench/linux-guest.sh
 mkdir -p "$fo"
+BEFORE=${BEFORE:-}
+BEFORE_LABEL=${BEFORE_LABEL:-an earlier run}
+if [ -n "$BEFORE" ]; then
+    [ -f "$BEFORE/kiln-vol.txt" ] || { printf '[bench/files] BEFORE=%s has no kiln-vol.txt\n' "$BEFORE" >&2; exit 1; }
+    [ "$(cd "$BEFORE" && pwd)" != "$(cd "$fo" && pwd)" ] || { printf '[bench/files] BEFORE must be a copy, not %s\n' "$fo" >&2; exit 1; }
+fi
 
 log() { printf '[bench/files] %s\n' "$*" >&2; }
 
@@ -90,6 +99,16 @@ for fs in vfat ext2; do
         --disk "$fo/linux-$fs.img" --fs "$fs" "$out/fileio" "${args[@]}" /data
 done
 load=$(cut -d' ' -f1-3 /proc/loadavg)
+# The earlier run's Kiln figures, under labels of their own.
+before_tmpfs=() before_vol=()
+if [ -n "$BEFORE" ]; then
+    for l in kiln-tmpfs kiln-vol; do
+        cp "$BEFORE/$l.txt" "$fo/before-$l.txt" 2>/dev/null || true
+        cp "$BEFORE/$l.stderr" "$fo/before-$l.stderr" 2>/dev/null || true
+    done
+    before_tmpfs=(before-kiln-tmpfs)
+    before_vol=(before-kiln-vol)
+fi
 
 # One row of a wall-clock table: measure key unit, then the runs (Kiln first, as the ratios
 # compare it with each of the others).
@@ -127,15 +146,22 @@ failures() {  # labels...
     for l in "$@"; do ok "$l" || echo "- $l failed: $(why "$l")"; done
 }
 
-tmpfs_table="| measure | Kiln, tmpfs /tmp | native, $native_tmp (tmpfs) | Linux guest, tmpfs /tmp | Kiln / native | Kiln / Linux guest |
-|---|---|---|---|---|---|
-$(table kiln-tmpfs native-tmpfs linux-tmpfs)
+# Header cells for the earlier run's column and its ratio, when there is one.
+bh=() br=()
+[ -n "$BEFORE" ] && bh=("Kiln, $BEFORE_LABEL") && br=("Kiln / $BEFORE_LABEL")
+hdr() {  # cells... -> a table header row and its separator
+    local line="|" sep="|" c
+    for c in "$@"; do line+=" $c |"; sep+="---|"; done
+    printf '%s\n%s' "$line" "$sep"
+}
+
+tmpfs_table="$(hdr measure "Kiln, tmpfs /tmp" "${bh[@]}" "native, $native_tmp (tmpfs)" "Linux guest, tmpfs /tmp" "${br[@]}" "Kiln / native" "Kiln / Linux guest")
+$(table kiln-tmpfs "${before_tmpfs[@]}" native-tmpfs linux-tmpfs)
 $(failures kiln-tmpfs native-tmpfs linux-tmpfs)"
 
 if [ "$kiln_vol" = 1 ]; then
-    disk_table="| measure | Kiln, FAT32 volume | native, host directory ($native_disk_fs) | Linux guest, vfat (FAT32) disk | Linux guest, ext2 disk | Kiln / native | Kiln / Linux vfat | Kiln / Linux ext2 |
-|---|---|---|---|---|---|---|---|
-$(table kiln-vol native-disk linux-vfat linux-ext2)
+    disk_table="$(hdr measure "Kiln, FAT32 volume" "${bh[@]}" "native, host directory ($native_disk_fs)" "Linux guest, vfat (FAT32) disk" "Linux guest, ext2 disk" "${br[@]}" "Kiln / native" "Kiln / Linux vfat" "Kiln / Linux ext2")
+$(table kiln-vol "${before_vol[@]}" native-disk linux-vfat linux-ext2)
 $(failures kiln-vol native-disk linux-vfat linux-ext2)"
 else
     disk_table="Kiln: not measured: this bake has no volumes (\`bake volume create\`, \`bake run --volume IMAGE:/data\`)
@@ -247,6 +273,27 @@ EOF
 |---|---|---|---|
 | one MiB written, fsynced and read back | $k_mib | $l_mib | $(ratio "$k_mib" "$l_mib") |
 | one file created, stat'ed and unlinked | $k_file | $l_file | $(ratio "$k_file" "$l_file") |"
+    if [ -n "$BEFORE" ] && [ "$kiln_vol" = 1 ]; then
+        # The earlier run's pairs, from its logs (same sizes assumed: INSN_MIB, INSN_NFILES).
+        before_pair() {  # -> "per_mib per_file"
+            local ph res=() a b
+            for ph in seq files; do
+                a=$(sed -n 's/^insns: //p' "$BEFORE/i-kiln-vol-$ph-small.log" 2>/dev/null | head -n1)
+                b=$(sed -n 's/^insns: //p' "$BEFORE/i-kiln-vol-$ph-big.log" 2>/dev/null | head -n1)
+                grep -q '^done=1' "$BEFORE/i-kiln-vol-$ph-small.txt" 2>/dev/null || a=""
+                grep -q '^done=1' "$BEFORE/i-kiln-vol-$ph-big.txt" 2>/dev/null || b=""
+                res+=("$(awk -v a="$a" -v b="$b" \
+                    -v d="$([ $ph = seq ] && echo "$INSN_MIB" || echo "$INSN_NFILES")" \
+                    'BEGIN{ if (a == "" || b == "") print "n/a"; else printf "%.0f", (b - a) / d }')")
+            done
+            echo "${res[@]}"
+        }
+        read -r b_mib b_file <<<"$(before_pair)"
+        vol_itable="| per unit, write + fsync + read or create + stat + unlink | Kiln, FAT32 volume | Kiln, $BEFORE_LABEL | Linux guest, vfat disk | Kiln / Linux | Kiln, $BEFORE_LABEL / Linux | Kiln / Kiln, $BEFORE_LABEL |
+|---|---|---|---|---|---|---|
+| one MiB written, fsynced and read back | $k_mib | $b_mib | $l_mib | $(ratio "$k_mib" "$l_mib") | $(ratio "$b_mib" "$l_mib") | $(ratio "$k_mib" "$b_mib") |
+| one file created, stat'ed and unlinked | $k_file | $b_file | $l_file | $(ratio "$k_file" "$l_file") | $(ratio "$b_file" "$l_file") | $(ratio "$k_file" "$b_file") |"
+    fi
     [ "$kiln_vol" = 1 ] || vol_itable="Kiln: not measured (this bake has no volumes).
 
 $vol_itable"
@@ -281,6 +328,16 @@ $(failures $(cd "$fo" && ls i-*-vol-*.txt 2>/dev/null | sed 's/\.txt$//'))"
 fi
 
 kernel_pkg=$(sed -n 's/^package //p' "$out/linux-guest/KERNEL" 2>/dev/null || echo unknown)
+before_note=""
+if [ -n "$BEFORE" ]; then
+    when=$(sed -n 's/^`.*bench\/files.sh` on \(.*\)$/\1/p' "$BEFORE/section.md" 2>/dev/null | head -n1)
+    [ -n "$when" ] || when="date unknown"
+    bload=$(sed -n 's/^Load average when measured: \([0-9. ]*\) .*/\1/p' "$BEFORE/section.md" 2>/dev/null | head -n1)
+    before_note="
+- Kiln, $BEFORE_LABEL: Kiln's figures from an earlier run of this script (\`BEFORE=DIR\`,
+  ${when%.}, load average ${bload:-unknown}); the native and Linux columns are this
+  run's. Its ratio column is this run's Kiln over that one (above 1: faster now)."
+fi
 section=$(cat <<EOF
 ## (f) Files: sequential I/O and small-file metadata, on tmpfs and on a disk
 
@@ -304,7 +361,7 @@ MB/s is 10^6 bytes/s.
 - Native: $native_tmp for tmpfs; a directory on the host's $native_disk_fs file system for the disk
   (no loop mount: a shared machine).
 - Ratios: for rates Kiln's over the other's (above 1: Kiln is faster); for the fsync time the
-  other's over Kiln's (also above 1: Kiln is faster).
+  other's over Kiln's (also above 1: Kiln is faster).$before_note
 
 ### tmpfs
 
@@ -320,6 +377,7 @@ $insn_section
 EOF
 )
 
+printf '%s\n' "$section" >"$fo/section.md"  # for a later run's BEFORE=
 log "writing section (f) of $report"
 if [ -f "$report" ] && grep -q '^## (f) Files' "$report"; then
     SECTION=$section awk '
