@@ -13,17 +13,17 @@
 //! attribute. Names are case-preserving and looked up case-insensitively (ASCII).
 //!
 //! # Caching and durability
-//! File data is written to the device by the call that writes it. Metadata is kept in memory
-//! and written back later, as Linux's vfat does: the FAT's sectors (a cache of up to
-//! [`FAT_CACHE_SECTORS`], the whole FAT of a volume up to 256 MiB), each directory's slots
-//! (read once, then looked up through an index by name; up to [`DIR_CACHE_BYTES`] in all) and
-//! the FSInfo free-cluster hint. [`Filesystem::sync`] (fsync, fdatasync, sync, syncfs, and the
-//! kernel at exit) writes all of it back, FAT first, then directories, then flushes the
-//! device's write cache, and returns only when that is done. A crash before it loses the
-//! metadata changes since the last sync (the data written meanwhile is on the device but not
-//! reachable), never the consistency of what was synced: the FAT is written before the
-//! entries that point into it. Device errors come back as `EIO`, never swallowed: from the
-//! write itself for data, from the next sync for metadata (which stays marked for writing).
+//! Metadata is read once and kept: the FAT's sectors (a cache of up to [`FAT_CACHE_SECTORS`],
+//! the whole FAT of a volume up to 256 MiB) and each directory's slots (looked up through an
+//! index by name; up to [`DIR_CACHE_BYTES`] in all), so a lookup, stat or create reads
+//! nothing. Changes are made in these caches and written back at the end of every call that
+//! changes the volume, FAT sectors first, then directory sectors, each run of consecutive
+//! sectors in one request: the volume on the device is consistent after every call, and a VM
+//! killed from outside (a server's usual end) loses nothing the device was given. File data
+//! is written by the call that writes it. The FSInfo free-cluster hint is written at sync.
+//! [`Filesystem::sync`] (fsync, fdatasync, sync, syncfs, and the kernel at exit) then flushes
+//! the device's write cache and returns only when that is done. Device errors come back as
+//! `EIO`, never swallowed; metadata that could not be written stays marked and is retried.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -64,11 +64,6 @@ pub const ROOT_INO: Ino = 1;
 /// Sectors the FAT cache keeps (1 MiB: every FAT sector of a volume up to 256 MiB; less in
 /// host tests, so that they evict).
 const FAT_CACHE_SECTORS: usize = if cfg!(test) { 64 } else { 2048 };
-
-/// Metadata changes older than this (ns) are written back by the next change (as Linux's
-/// flusher does after its 30 s): a VM ended from outside, without the exit-time sync, loses
-/// only the last few seconds of metadata.
-const WRITE_BACK_NS: u64 = 5_000_000_000;
 
 /// Directory bytes kept in memory before every directory is written back and forgotten.
 const DIR_CACHE_BYTES: usize = if cfg!(test) { 64 << 10 } else { 8 << 20 };
@@ -361,8 +356,6 @@ struct Volume<D> {
     /// on the device.
     fsinfo: Option<Box<[u8; SECTOR]>>,
     fsinfo_written: (u32, u32),
-    /// When metadata was last written back (the clock's ns).
-    written_back_at: u64,
     nodes: BTreeMap<Ino, Node>,
     /// (parent, slot of the short entry) → inode.
     by_slot: BTreeMap<(Ino, u32), Ino>,
@@ -399,7 +392,6 @@ impl<D: BlockDevice> FatFs<D> {
             dir_cache_bytes: 0,
             fsinfo: None,
             fsinfo_written: (0, 0),
-            written_back_at: 0,
             nodes: BTreeMap::new(),
             by_slot: BTreeMap::new(),
             next_ino: ROOT_INO + 1,
@@ -432,7 +424,6 @@ impl<D: BlockDevice> FatFs<D> {
             s += n;
         }
         vol.free = free;
-        vol.written_back_at = (vol.clock)();
         // FSInfo: where the last writer stopped allocating (a hint only), and the sector to
         // update at sync.
         let mut info = Box::new([0u8; SECTOR]);
@@ -454,7 +445,7 @@ impl<D: BlockDevice> FatFs<D> {
     /// [`Filesystem::sync`] first for that) and gives the device back.
     pub fn into_device(self) -> D {
         let mut vol = self.vol.into_inner();
-        if let Err(e) = vol.write_back() {
+        if let Err(e) = vol.write_back().and_then(|()| vol.write_fsinfo()) {
             log::warn!("fat: writing back the volume's metadata failed: {e:?}");
         }
         vol.dev
@@ -465,12 +456,14 @@ impl<D: BlockDevice> FatFs<D> {
         f(&mut self.vol.lock().dev)
     }
 
-    /// Runs a change on the volume, then writes metadata back if it has waited long enough.
+    /// Runs a change on the volume, then writes back the metadata it changed (also after a
+    /// failure midway: what was changed must reach the device).
     fn change<R>(&self, f: impl FnOnce(&mut Volume<D>) -> Result<R, Errno>) -> Result<R, Errno> {
         let mut v = self.vol.lock();
         let r = f(&mut v);
-        v.write_back_if_due();
-        r
+        let written = v.write_back();
+        let r = r?;
+        written.map(|()| r)
     }
 
     /// The inode at `path` (components split on `/`, relative to the root).
@@ -1194,14 +1187,21 @@ impl<D: BlockDevice> Volume<D> {
         Ok(())
     }
 
-    /// Writes every change kept in memory (FAT first, then directories, then the FSInfo
-    /// hint) to the device, without flushing its cache.
+    /// Writes the changed FAT and directory sectors (FAT first: an entry never points at
+    /// clusters the FAT on the device does not have) without flushing the device's cache.
     fn write_back(&mut self) -> Result<(), Errno> {
         if self.read_only {
             return Ok(());
         }
         self.write_fat()?;
-        self.write_dirs()?;
+        self.write_dirs()
+    }
+
+    /// Writes the FSInfo hint (free clusters, where to look for one) if it changed.
+    fn write_fsinfo(&mut self) -> Result<(), Errno> {
+        if self.read_only {
+            return Ok(());
+        }
         let now = (self.free, self.next_free);
         if let Some(info) = self.fsinfo.as_mut()
             && self.fsinfo_written != now
@@ -1213,19 +1213,6 @@ impl<D: BlockDevice> Volume<D> {
             self.fsinfo_written = now;
         }
         Ok(())
-    }
-
-    /// [`Volume::write_back`] if the last one is [`WRITE_BACK_NS`] old. A failure stays
-    /// pending and comes back from the next sync.
-    fn write_back_if_due(&mut self) {
-        let now = (self.clock)();
-        if now.saturating_sub(self.written_back_at) < WRITE_BACK_NS {
-            return;
-        }
-        self.written_back_at = now;
-        if let Err(e) = self.write_back() {
-            log::warn!("fat: writing back metadata failed ({e:?}); the next sync reports it");
-        }
     }
 
     fn find(&mut self, dir: Ino, name: &[u8]) -> Result<RawEntry, Errno> {
@@ -1700,6 +1687,7 @@ impl<D: BlockDevice> Volume<D> {
             return Ok(());
         }
         self.write_back()?;
+        self.write_fsinfo()?;
         self.dev.flush()
     }
 }
