@@ -320,41 +320,16 @@ pub(crate) fn send_iov<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: &[Iovec],
     if flags.contains(MsgFlags::OOB) {
         return Err(Errno::EOPNOTSUPP);
     }
-    let stream = s.sock_type() == SOCK_STREAM;
-    if !stream {
+    let outcome = if s.sock_type() == SOCK_STREAM {
+        stream_send(ctx, &d, iov, dest.as_ref())
+    } else {
+        // A datagram goes whole or not at all.
         let data = gather(ctx, iov, 0, DGRAM_MAX + 1)?;
-        return match s.send(ctx.platform, &data, dest.as_ref()) {
-            Ok(n) => Ok(Reply::Value(n)),
-            Err(Errno::EPIPE) if !flags.contains(MsgFlags::NOSIGNAL) => raise_sigpipe(ctx).ok_or(Errno::EPIPE),
-            Err(Errno::EAGAIN) => wait(ctx, &d, flags.contains(MsgFlags::DONTWAIT), s.timeouts().send, Errno::EAGAIN),
-            Err(e) => Err(e),
-        };
-    }
-    // A stream send queues everything before it returns, waiting for room as often as it
-    // takes; a re-run after such a wait continues where the last run stopped.
-    let total: usize = iov.iter().map(|v| v.len as usize).sum();
-    let mut done = if ctx.resumed.is_some() { ctx.thread().send_progress } else { 0 };
-    // Retries without progress: the stack may drain the buffer while it queues (its poll
-    // runs around every call), leaving a socket that is writable again without any change a
-    // waiter would be woken by; so look again rather than sleep on it, a bounded number of
-    // times.
-    let mut idle_tries = 0;
-    let outcome = loop {
-        let data = gather(ctx, iov, done, STREAM_CHUNK)?;
-        match s.send(ctx.platform, &data, dest.as_ref()) {
-            Ok(n) => {
-                done += n;
-                if done >= total {
-                    break Ok(());
-                }
-                idle_tries = if n == 0 { idle_tries + 1 } else { 0 };
-            }
-            Err(Errno::EAGAIN) => idle_tries += 1,
-            Err(e) => break Err(e),
-        }
-        if idle_tries > 0 && (idle_tries > 2 || !d.file.poll().contains(Readiness::WRITABLE)) {
-            break Err(Errno::EAGAIN);
-        }
+        s.send(ctx.platform, &data, dest.as_ref()).map_err(|e| (0, e))
+    };
+    let (done, outcome) = match outcome {
+        Ok(n) => (n, Ok(())),
+        Err((n, e)) => (n, Err(e)),
     };
     ctx.thread_mut().send_progress = 0;
     match outcome {
@@ -374,6 +349,38 @@ pub(crate) fn send_iov<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: &[Iovec],
         Err(_) if done > 0 => Ok(Reply::Value(done)),
         Err(Errno::EPIPE) if !flags.contains(MsgFlags::NOSIGNAL) => raise_sigpipe(ctx).ok_or(Errno::EPIPE),
         Err(e) => Err(e),
+    }
+}
+
+/// A stream send queues everything before it returns, waiting for room as often as it
+/// takes; a re-run after such a wait continues where the last run stopped. Returns the bytes
+/// queued in all, or how many were queued before the error.
+fn stream_send<P: Platform>(ctx: &mut Ctx<'_, P>, d: &OpenFile, iov: &[Iovec], dest: Option<&SockAddr>) -> Result<usize, (usize, Errno)> {
+    let s = sock(d);
+    let total: usize = iov.iter().map(|v| v.len as usize).sum();
+    let mut done = if ctx.resumed.is_some() { ctx.thread().send_progress } else { 0 };
+    // Retries without progress: the stack may drain the buffer while it queues (its poll
+    // runs around every call), leaving a socket that is writable again without any change a
+    // waiter would be woken by; so look again rather than sleep on it, a bounded number of
+    // times.
+    let mut idle_tries = 0;
+    loop {
+        // A bad buffer fails the call whatever was queued before (as before this split).
+        let data = gather(ctx, iov, done, STREAM_CHUNK).map_err(|e| (0, e))?;
+        match s.send(ctx.platform, &data, dest) {
+            Ok(n) => {
+                done += n;
+                if done >= total {
+                    return Ok(done);
+                }
+                idle_tries = if n == 0 { idle_tries + 1 } else { 0 };
+            }
+            Err(Errno::EAGAIN) => idle_tries += 1,
+            Err(e) => return Err((done, e)),
+        }
+        if idle_tries > 0 && (idle_tries > 2 || !d.file.poll().contains(Readiness::WRITABLE)) {
+            return Err((done, Errno::EAGAIN));
+        }
     }
 }
 

@@ -53,7 +53,6 @@ pub struct NetDevice {
     tx_free: Vec<u16>,
     /// Receive buffers re-posted since the last notification.
     rx_unnotified: u16,
-    pub mac: [u8; 6],
 }
 
 static DEVICE: Mutex<Option<NetDevice>> = Mutex::new(None);
@@ -115,7 +114,6 @@ pub fn attach(mut t: Box<dyn Transport>, vector: u8, slot: &'static IrqSlot) {
         tx_slot_of: alloc::vec![0; tx_slots],
         tx_free: (0..tx_slots as u16).rev().collect(),
         rx_unnotified: 0,
-        mac,
     };
     for s in 0..rx_slots as u16 {
         dev.post_rx(s);
