@@ -5,7 +5,10 @@
 # (bench/linux-guest.sh, pc), all loaded from the host through QEMU user networking's port
 # forwarding (natively: directly): wrk for HTTP (requests/s, mean and 99th-percentile latency),
 # bench/echo_client.c for echo (round trips/s and latency with small messages, MB/s with large
-# ones). With TAP=1 (root; creates tap devices) Kiln also runs on a tap device.
+# ones). With TAP=1 (root; creates the tap device kilntap0, host 192.168.77.1/24, and deletes
+# it at exit) Kiln (microvm and pc) and the Linux guest (pc) also run on that tap device, the
+# guest at 192.168.77.2 (static), without QEMU user networking's slirp in the path; the section
+# then has a subsection with the tap figures and the Kiln pc / Linux ratios on both networks.
 # Writes section (g) of bench/REPORT.md (replacing it if present). Not a test; CI does not run it.
 #
 # Environment: SECS (default 10) seconds per load run; CONNS (default 32) wrk connections;
@@ -46,14 +49,16 @@ start_server() {
         native) "$out/net_server" "$@" >"$out/$side.log" 2>&1 & ;;
         kiln) "$BAKE" run --mem "$MEM" --timeout 600 -p "$port:$gport" "$out/net_server" -- "$@" >"$out/$side.log" 2>&1 & ;;
         kiln-pc) "$BAKE" run --machine pc --mem "$MEM" --timeout 600 -p "$port:$gport" "$out/net_server" -- "$@" >"$out/$side.log" 2>&1 & ;;
-        kiln-tap) "$BAKE" run --mem "$MEM" --timeout 600 --net tap:kilntap0 --ip 192.168.77.2/24 --gateway 192.168.77.1 "$out/net_server" -- "$@" >"$out/$side.log" 2>&1 & ;;
+        kiln-tap) "$BAKE" run --mem "$MEM" --timeout 600 --net tap:$TAPDEV --ip $GUEST_IP/24 --gateway $HOST_IP "$out/net_server" -- "$@" >"$out/$side.log" 2>&1 & ;;
+        kiln-pc-tap) "$BAKE" run --machine pc --mem "$MEM" --timeout 600 --net tap:$TAPDEV --ip $GUEST_IP/24 --gateway $HOST_IP "$out/net_server" -- "$@" >"$out/$side.log" 2>&1 & ;;
+        linux-tap) "$lg" run --machine pc --mem "$MEM" --timeout 600 --tap $TAPDEV --ip $GUEST_IP/24 --gateway $HOST_IP "$out/net_server" "$@" >"$out/$side.log" 2>&1 & ;;
         linux) "$lg" run --machine pc --mem "$MEM" --timeout 600 --hostfwd "$port:$gport" "$out/net_server" "$@" >"$out/$side.log" 2>&1 & ;;
     esac
     server_pid=$!
 }
 
 # host_of SIDE: the address the host reaches the server at.
-host_of() { if [ "$1" = kiln-tap ]; then echo 192.168.77.2; else echo 127.0.0.1; fi; }
+host_of() { case $1 in *-tap) echo "$GUEST_IP" ;; *) echo 127.0.0.1 ;; esac; }
 
 wait_http() {
     local url=$1
@@ -76,7 +81,7 @@ ports() {
     gport=$2
     [ "$1" = native ] && gport=$port
     host=$(host_of "$1")
-    [ "$1" = kiln-tap ] && port=$2
+    case $1 in *-tap) port=$2 ;; esac
     return 0
 }
 
@@ -133,12 +138,19 @@ bench_echo() {
     wait "$server_pid" 2>/dev/null || true
 }
 
+TAPDEV=kilntap0 HOST_IP=192.168.77.1 GUEST_IP=192.168.77.2
 sides="native kiln kiln-pc linux"
 if [ "$TAP" = 1 ]; then
-    ip tuntap add kilntap0 mode tap 2>/dev/null || true
-    ip addr add 192.168.77.1/24 dev kilntap0 2>/dev/null || true
-    ip link set kilntap0 up
-    sides="$sides kiln-tap"
+    [ "$(id -u)" = 0 ] || { log "TAP=1 needs root (it creates $TAPDEV)"; exit 1; }
+    [ ! -e /sys/class/net/$TAPDEV ] || { log "$TAPDEV exists already (another run?): delete it with ip link del $TAPDEV"; exit 1; }
+    ip tuntap add $TAPDEV mode tap
+    trap 'ip link del $TAPDEV 2>/dev/null || true' EXIT
+    ip addr add $HOST_IP/24 dev $TAPDEV
+    ip link set $TAPDEV up
+    # Every guest has QEMU's default MAC: a permanent neighbour entry spares the host an ARP
+    # round (and its 1 s retries while a guest boots).
+    ip neigh replace $GUEST_IP lladdr 52:54:00:12:34:56 dev $TAPDEV nud permanent
+    sides="$sides kiln-tap kiln-pc-tap linux-tap"
 fi
 "$lg" build >/dev/null 2>&1 || [ -e bench/out/linux-guest/vmlinuz ] || log "the Linux guest could not be built"
 for side in $sides; do
@@ -163,6 +175,17 @@ row() { # row LABEL LOAD KEY [us]
     echo "| $label | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} | $(ratio "${cells[2]}" "${cells[3]}") | $(ratio "${cells[1]}" "${cells[0]}") |"
 }
 
+taprow() { # taprow LABEL LOAD KEY [us]: the tap sides and both Kiln pc / Linux ratios
+    local label=$1 load=$2 key=$3 conv=${4:-}
+    local cells=() v side
+    for side in kiln-tap kiln-pc-tap linux-tap kiln-pc linux; do
+        v=$(val "$side" "$load" "$key")
+        [ -n "$conv" ] && v=$(us "$v")
+        cells+=("${v:-n/a}")
+    done
+    echo "| $label | ${cells[0]} | ${cells[1]} | ${cells[2]} | $(ratio "${cells[1]}" "${cells[2]}") | $(ratio "${cells[3]}" "${cells[4]}") |"
+}
+
 section=$(mktemp)
 {
     echo "## (g) Network: HTTP and TCP echo from the host (bench/net.sh)"
@@ -181,17 +204,34 @@ section=$(mktemp)
     row "echo round trips/s, 8 conns, 64 B" echo8 tps
     row "echo p99 latency (us), 8 conns" echo8 p99_us
     row "echo MB/s, 1 conn, 256 KiB messages" bulk MBps
-    if [ "$TAP" = 1 ]; then
-        echo
-        echo "On a tap device (Kiln microvm, host 192.168.77.1, guest 192.168.77.2): HTTP $(val kiln-tap http rps) requests/s,"
-        echo "echo $(val kiln-tap echo1 tps) round trips/s on one connection, $(val kiln-tap bulk MBps) MB/s."
-    fi
     echo
     echo "Ratios of rates: above 1 means Kiln is faster; of latencies: below 1 means Kiln is"
     echo "faster. Every side runs the same binary under the same QEMU (TCG, one vCPU) where it"
     echo "is a guest; the native column is the host's own loopback, no VM, for scale. wrk's and"
     echo "the echo client's own errors are checked: a run with errors shows them in"
     echo "bench/out/net/results."
+    if [ "$TAP" = 1 ]; then
+        echo
+        echo "### (g.1) On a tap device (TAP=1): Kiln and Linux without slirp"
+        echo
+        echo "Same run ($(date -u +%Y-%m-%d), load average at its end $(cut -d' ' -f1-3 /proc/loadavg)). The guests"
+        echo "on the host tap device $TAPDEV ($HOST_IP/24, guest $GUEST_IP static, virtio-net-pci"
+        echo "modern for pc, virtio-mmio for microvm); the user-networking columns repeat the table"
+        echo "above for the ratio."
+        echo
+        echo "| figure | Kiln microvm tap | Kiln pc tap | Linux pc tap | Kiln pc / Linux, tap | Kiln pc / Linux, user net |"
+        echo "|---|---|---|---|---|---|"
+        taprow "HTTP requests/s (wrk -c$CONNS)" http rps
+        taprow "HTTP mean latency (us)" http avg us
+        taprow "HTTP p99 latency (us)" http p99 us
+        taprow "echo round trips/s, 1 conn, 64 B" echo1 tps
+        taprow "echo mean latency (us), 1 conn" echo1 mean_us
+        taprow "echo round trips/s, 8 conns, 64 B" echo8 tps
+        taprow "echo p99 latency (us), 8 conns" echo8 p99_us
+        taprow "echo MB/s, 1 conn, 256 KiB messages" bulk MBps
+        echo
+        echo "Same directions as above (rates: above 1 means Kiln is faster; latencies: below 1)."
+    fi
 } >"$section"
 cat "$section"
 if [ -f "$report" ] && grep -q '^## (g) Network' "$report"; then
