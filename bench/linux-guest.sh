@@ -312,10 +312,11 @@ run() {
     fi
 
     # The console streams through (for servers whose readiness a caller watches), minus \r and
-    # the status line.
+    # the status line. timeout --foreground keeps QEMU in the caller's process group, so that
+    # ending the group (as bench/servers.sh does) ends QEMU too.
     local st=0
     set +e
-    timeout "$timeout" qemu-system-x86_64 "${margs[@]}" -cpu max -accel tcg -m "$mem" \
+    timeout --foreground "$timeout" qemu-system-x86_64 "${margs[@]}" -cpu max -accel tcg -m "$mem" \
         -kernel "$out/vmlinuz" -initrd "$initrd" \
         -append "$append" \
         -display none -nodefaults -serial stdio -no-reboot </dev/null 2>"$work/qemu.err" |
