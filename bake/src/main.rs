@@ -10,6 +10,7 @@ mod boot_image;
 mod inspect;
 mod logger;
 mod pkg;
+mod portfwd;
 mod protocol;
 mod qemu;
 mod rootfs;

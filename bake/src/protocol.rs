@@ -7,6 +7,8 @@
 //! - `KILN-EXIT <status>`: the app exited with `status` (0..=255). Authoritative: the kernel
 //!   writes it just before it writes `status` to the isa-debug-exit port.
 //! - `KILN-PANIC`: the kernel panicked; the report is on the serial console.
+//! - `KILN-LISTEN tcp <port>`: the app listens on a TCP port the host can reach; bake's port
+//!   relay passes connections to it from then on ([`crate::portfwd`]).
 //!
 //! Empty lines are dropped, so the kernel may write `\nKILN-EXIT n\n` to end a partial line
 //! first.
@@ -20,6 +22,8 @@ pub enum Record<'a> {
     Exit(u8),
     /// The kernel panicked.
     Panic,
+    /// The app listens on this TCP port.
+    Listen(u16),
     /// A log line, to be shown.
     Log(&'a str),
     /// An empty line: nothing to show.
@@ -33,6 +37,11 @@ pub fn classify(line: &str) -> Record<'_> {
         && let Ok(status) = status.trim().parse::<u8>()
     {
         return Record::Exit(status);
+    }
+    if let Some(port) = line.strip_prefix("KILN-LISTEN tcp ")
+        && let Ok(port) = port.trim().parse::<u16>()
+    {
+        return Record::Listen(port);
     }
     if line.trim_end() == "KILN-PANIC" {
         return Record::Panic;
@@ -60,7 +69,7 @@ impl Reported {
         match *record {
             Record::Exit(status) => self.exit = self.exit.or(Some(status)),
             Record::Panic => self.panicked = true,
-            Record::Log(_) | Record::Empty => {}
+            Record::Log(_) | Record::Empty | Record::Listen(_) => {}
         }
     }
 }
@@ -139,6 +148,8 @@ mod tests {
         assert_eq!(classify("KILN-EXIT 0"), Record::Exit(0));
         assert_eq!(classify("KILN-EXIT 255\r"), Record::Exit(255));
         assert_eq!(classify("KILN-PANIC"), Record::Panic);
+        assert_eq!(classify("KILN-LISTEN tcp 6379"), Record::Listen(6379));
+        assert_eq!(classify("KILN-LISTEN tcp 99999"), Record::Log("KILN-LISTEN tcp 99999"));
         assert_eq!(classify(""), Record::Empty);
         assert_eq!(classify("\r"), Record::Empty);
         assert_eq!(classify("KILN-EXIT 256"), Record::Log("KILN-EXIT 256"));

@@ -439,7 +439,11 @@ impl<T: Send + 'static> Channel<T> {
 /// Boots the VM and waits for it; returns `bake run`'s exit status and prints what the user
 /// should know about how it ended.
 pub fn run_vm(config: &VmConfig, timeout: Option<Duration>) -> anyhow::Result<u8> {
-    let log = Channel::listen(&config.log_socket, read_log)?;
+    let (config, forwards) = relay_tcp_ports(config)?;
+    let config = &config;
+    let guest_ports = crate::portfwd::GuestPorts::default();
+    let announced = guest_ports.clone();
+    let log = Channel::listen(&config.log_socket, move |s| read_log(s, &announced))?;
     let stderr = Channel::listen(&config.stderr_socket, relay_stderr)?;
 
     let qemu = std::env::var_os("KILN_QEMU").unwrap_or_else(|| QEMU.into());
@@ -452,6 +456,11 @@ pub fn run_vm(config: &VmConfig, timeout: Option<Duration>) -> anyhow::Result<u8
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let _relays = forwards
+        .into_iter()
+        .map(|f| f.start(guest_ports.clone()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let stop_signals = StopSignals::register()?;
     let mut child = Command::new(&qemu)
         .args(&args)
         .stdin(if config.interactive {
@@ -481,6 +490,13 @@ pub fn run_vm(config: &VmConfig, timeout: Option<Duration>) -> anyhow::Result<u8
         if let Some(status) = child.try_wait().context("waiting for QEMU")? {
             break status;
         }
+        if let Some(signal) = stop_signals.received() {
+            // bake was told to stop: the VM goes with it rather than running on unwatched.
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("kiln: stopped by signal {signal}; the VM was killed");
+            return Ok(128u8.saturating_add(signal as u8));
+        }
         if let Some(limit) = timeout
             && started.elapsed() >= limit
         {
@@ -507,8 +523,53 @@ pub fn run_vm(config: &VmConfig, timeout: Option<Duration>) -> anyhow::Result<u8
     Ok(outcome.status)
 }
 
+/// SIGINT, SIGTERM and SIGHUP, noted while QEMU runs so that bake can take the VM down with
+/// it (a QEMU left behind would keep its ports and volumes locked).
+struct StopSignals {
+    flags: Vec<(i32, Arc<AtomicBool>)>,
+}
+
+impl StopSignals {
+    fn register() -> anyhow::Result<StopSignals> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut flags = Vec::new();
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            let flag = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register(signal, Arc::clone(&flag))
+                .with_context(|| format!("handling signal {signal}"))?;
+            flags.push((signal, flag));
+        }
+        Ok(StopSignals { flags })
+    }
+
+    /// The first signal received, if any.
+    fn received(&self) -> Option<i32> {
+        self.flags.iter().find(|(_, f)| f.load(Ordering::SeqCst)).map(|&(s, _)| s)
+    }
+}
+
+/// On user networking, bake takes each forwarded TCP host port itself and QEMU's `hostfwd`
+/// gets a private port instead (see [`crate::portfwd`]); `KILN_DIRECT_HOSTFWD=1` gives QEMU
+/// the host ports directly, as a benchmark comparing with a plain QEMU guest may want.
+fn relay_tcp_ports(config: &VmConfig) -> anyhow::Result<(VmConfig, Vec<crate::portfwd::Forward>)> {
+    let mut config = config.clone();
+    let mut forwards = Vec::new();
+    let direct = std::env::var_os("KILN_DIRECT_HOSTFWD").is_some_and(|v| v == "1");
+    if let Some(net) = config.network.as_mut()
+        && net.backend == NetBackend::User
+        && !direct
+    {
+        for p in net.ports.iter_mut().filter(|p| !p.udp) {
+            let forward = crate::portfwd::Forward::bind(p.host, p.guest)?;
+            p.host = forward.qemu_port;
+            forwards.push(forward);
+        }
+    }
+    Ok((config, forwards))
+}
+
 /// Relays the log channel to stderr until it closes, and collects the control records.
-fn read_log(stream: UnixStream) -> Reported {
+fn read_log(stream: UnixStream, guest_ports: &crate::portfwd::GuestPorts) -> Reported {
     let mut reported = Reported {
         connected: true,
         ..Reported::default()
@@ -525,6 +586,10 @@ fn read_log(stream: UnixStream) -> Reported {
         let text = text.strip_suffix('\n').unwrap_or(&text);
         let record = protocol::classify(text);
         reported.note(&record);
+        if let Record::Listen(port) = record {
+            log::debug!("the app listens on TCP port {port}");
+            guest_ports.announce(port);
+        }
         if let Record::Log(text) = record {
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "kiln: {text}");

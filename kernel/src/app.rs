@@ -228,6 +228,10 @@ impl Platform for KernelPlatform {
     fn block_flush(&self, dev: usize) -> Result<(), Errno> {
         blk::with_device(dev, |d| d.flush())
     }
+
+    fn announce_listening(&self, port: u16) {
+        crate::logger::control_record(format_args!("KILN-LISTEN tcp {port}"));
+    }
 }
 
 /// Runs `f` on the process, with its lock held.

@@ -44,6 +44,13 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
+/// Writes a control record for bake (`KILN-...`, see bake/src/protocol.rs) on the log channel,
+/// on a line of its own and never inside a log line.
+pub fn control_record(args: core::fmt::Arguments<'_>) {
+    let _guard = LOCK.lock();
+    let _ = writeln!(debugcon::Writer, "\n{args}");
+}
+
 pub fn parse_level(s: &str) -> Option<LevelFilter> {
     Some(match s {
         "off" => LevelFilter::Off,

@@ -137,4 +137,11 @@ pub trait Platform {
         let _ = dev;
         Err(Errno::ENODEV)
     }
+
+    // --- the host --------------------------------------------------------------------------
+    /// A TCP socket the host can reach (not bound to loopback) started listening on `port`:
+    /// the host may now pass connections to it (bake holds early clients until then).
+    fn announce_listening(&self, port: u16) {
+        let _ = port;
+    }
 }

@@ -378,3 +378,23 @@ fn a_dropped_server_takes_its_qemu_along() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_terminated_bake_stops_its_vm_and_frees_the_port() {
+    // SIGTERM to bake alone (not its group, as `kill PID` or a process manager sends it):
+    // bake kills QEMU, exits with 128+15, and the -p host port is free again.
+    let port = free_port();
+    let map = format!("{port}:7000");
+    let mut server = Background::kiln(&server_program(), &["-p", &map], &["echo", "7000", "2"], 120);
+    drop(connect_retrying(port, &mut server));
+    let group = server.group().expect("running");
+    let status = Command::new("kill").args(["-TERM", &group.to_string()]).status().expect("kill");
+    assert!(status.success());
+    let out = server.finish(Duration::from_secs(20));
+    assert!(!out.timed_out, "bake did not stop on SIGTERM: {out:?}");
+    assert_eq!(out.status, Some(143), "{out:?}");
+    assert!(out.stderr.contains("stopped by signal 15"), "{out:?}");
+    let members = Command::new("pgrep").args(["-g", &group.to_string()]).output().expect("pgrep").stdout;
+    assert!(members.is_empty(), "QEMU outlived bake: {}", String::from_utf8_lossy(&members));
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("the host port is free again");
+}

@@ -140,7 +140,17 @@ impl Socket for InetSocket {
         if self.proto != Proto::Tcp {
             return Err(Errno::EOPNOTSUPP);
         }
-        self.with_net(platform, |n| n.listen(self.id, backlog))
+        let local = self.with_net(platform, |n| {
+            n.listen(self.id, backlog)?;
+            n.local_endpoint(self.id)
+        })?;
+        if !local.addr.is_some_and(|a| match a {
+            smoltcp::wire::IpAddress::Ipv4(a) => a.is_loopback(),
+            smoltcp::wire::IpAddress::Ipv6(a) => a.is_loopback(),
+        }) {
+            platform.announce_listening(local.port);
+        }
+        Ok(())
     }
 
     fn accept(&self, platform: &dyn Platform) -> Result<(Arc<dyn File>, SockAddr), Errno> {
