@@ -447,7 +447,8 @@ pub fn run_vm(config: &VmConfig, timeout: Option<Duration>) -> anyhow::Result<u8
     let stderr = Channel::listen(&config.stderr_socket, relay_stderr)?;
 
     let qemu = std::env::var_os("KILN_QEMU").unwrap_or_else(|| QEMU.into());
-    let args = qemu_args(config);
+    let mut args = qemu_args(config);
+    pass_host_clock(&mut args);
     log::debug!(
         "{} {}",
         qemu.to_string_lossy(),
@@ -521,6 +522,18 @@ pub fn run_vm(config: &VmConfig, timeout: Option<Duration>) -> anyhow::Result<u8
         log::info!("app exited with status {}", outcome.status);
     }
     Ok(outcome.status)
+}
+
+/// Adds the host's clock to the kernel command line, taken just before QEMU starts, so that
+/// the guest's wall clock is not up to a second behind (the RTC counts whole seconds): see
+/// kernel/src/drivers/clock.rs.
+fn pass_host_clock(args: &mut [OsString]) {
+    let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else { return };
+    if let Some(i) = args.iter().position(|a| a == "-append")
+        && let Some(cmdline) = args.get_mut(i + 1)
+    {
+        cmdline.push(format!(" kiln.host_ns={}", now.as_nanos()));
+    }
 }
 
 /// SIGINT, SIGTERM and SIGHUP, noted while QEMU runs so that bake can take the VM down with

@@ -23,20 +23,24 @@ use core::fmt::Write;
 use arch::x86_64::{cpu, gdt, interrupts, percpu, syscall};
 use mm::frames::{FRAME_SIZE, FrameAllocator, Region};
 
-/// Kernel options from the command line (`kiln.log=`, `kiln.tty=`, `kiln.log_to=`).
+/// Kernel options from the command line (`kiln.log=`, `kiln.tty=`, `kiln.log_to=`,
+/// `kiln.host_ns=`).
 struct Options {
     log: log::LevelFilter,
     tty: bool,
     log_to_serial: bool,
+    /// The host's wall clock (Unix ns) when bake started QEMU.
+    host_ns: Option<u64>,
 }
 
 fn parse_options(cmdline: &str) -> Options {
-    let mut o = Options { log: log::LevelFilter::Warn, tty: false, log_to_serial: false };
+    let mut o = Options { log: log::LevelFilter::Warn, tty: false, log_to_serial: false, host_ns: None };
     for word in cmdline.split_ascii_whitespace() {
         match word.split_once('=') {
             Some(("kiln.log", v)) => o.log = logger::parse_level(v).unwrap_or(o.log),
             Some(("kiln.tty", v)) => o.tty = v == "1",
             Some(("kiln.log_to", v)) => o.log_to_serial = v == "serial",
+            Some(("kiln.host_ns", v)) => o.host_ns = v.parse().ok(),
             _ if word == "quiet" => o.log = log::LevelFilter::Error,
             _ => {}
         }
@@ -100,7 +104,7 @@ extern "C" fn kmain(start_info: u32) -> ! {
     percpu::init(0, syscall_stack_top);
     let features = cpu::init();
     app::FEATURES.call_once(|| features);
-    drivers::clock::init(&features);
+    drivers::clock::init(&features, options.host_ns);
     drivers::lapic::init();
     syscall::init();
     drivers::virtio::init(boot.cmdline());

@@ -612,3 +612,33 @@ mod rust {
     r!(panic, PANIC);
     r!(tokio, TOKIO);
 }
+
+/// The guest's wall clock agrees with the host's to well under a second: the RTC alone counts
+/// whole seconds (redis's EXPIREAT tests saw the guest up to 1.4 s behind); bake passes the
+/// host's clock at QEMU's start and the kernel adds the TSC's reading.
+#[test]
+fn wall_clock_follows_the_host_closely() {
+    use std::io::BufRead;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let prog = kiln_tests::program("wall_clock", Flavour::MuslStatic);
+    let mut child = std::process::Command::new(kiln_tests::bake())
+        .args(["run", "--timeout", "60"])
+        .arg(&prog)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("bake");
+    let mut lags_ms = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let host = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_nanos() as i128;
+        let guest: i128 = line.expect("stdout").trim().parse().expect("ns");
+        lags_ms.push((host - guest) / 1_000_000);
+    }
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(lags_ms.len(), 5, "{lags_ms:?}");
+    // The guest is never ahead (beyond the hosts's clock granularity) ...
+    assert!(lags_ms.iter().all(|&l| l >= -20), "guest ahead of the host (ms behind): {lags_ms:?}");
+    // ... and, on the line that reached the host fastest, behind by QEMU's start-up at most.
+    let best = *lags_ms.iter().min().expect("lines");
+    assert!(best < 300, "guest wall clock {best} ms behind the host: {lags_ms:?}");
+}
