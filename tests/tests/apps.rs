@@ -9,7 +9,9 @@
 //! The load tests (redis-benchmark -c 50, wrk -c 100) go through bake's port relay: QEMU's
 //! user networking alone listens on each `-p` host port with a backlog of 1 (libslirp 4.7),
 //! and 50 clients connecting at once overflowed the host's accept queue (bake/src/portfwd.rs).
-//! wrk runs with `--timeout 10s`: the latency tail under TCG passes wrk's default 2 s.
+//! wrk runs with `--timeout 30s`: with 100 connections under TCG on a loaded machine the
+//! latency tail reaches several seconds (p99 3-7 s measured; 10 connections: p99 0.13 s),
+//! past wrk's default 2 s; no request was lost.
 //!
 //! Each test boots its own VM on free host ports and stops it before it returns (a server
 //! told to shut down, or the whole `bake` process group killed), so tests may run in parallel.
@@ -395,7 +397,7 @@ end
         .unwrap();
         let wrk = run_tool(
             tool("wrk").args([
-                "-t", "2", "-c", "100", "-d", "10s", "--timeout", "10s", "-s", &s(&script), &format!("http://127.0.0.1:{port}/"),
+                "-t", "2", "-c", "100", "-d", "10s", "--timeout", "30s", "-s", &s(&script), &format!("http://127.0.0.1:{port}/"),
             ]),
             Duration::from_secs(60),
         );
