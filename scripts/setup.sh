@@ -30,6 +30,8 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # tests/tests/apps.rs drives redis from the host with redis-cli and redis-benchmark.
 command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
+# ... and memcached with memcslap.
+command -v memcslap >/dev/null 2>&1 || need+=(libmemcached-tools)
 sources=/etc/apt/sources.list.d/debian.sources
 if [ -f "$sources" ] && grep -q '^Types: deb$' "$sources"; then
     echo "setup: enabling deb-src in $sources (apt-get source sqlite3)" >&2

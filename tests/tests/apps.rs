@@ -4,7 +4,7 @@
 //!
 //! The servers come from their recipes (`bake pkg build redis|nginx|memcached`, cached with
 //! tests/tests/packages.rs's builds); `KILN_APPS_BIN=DIR` uses already built ones instead
-//! (`DIR/redis`, `DIR/nginx`, `DIR/memcached`). The host side uses Debian's redis-tools and wrk.
+//! (`DIR/redis`, `DIR/nginx`, `DIR/memcached`). The host side uses Debian's redis-tools, wrk and libmemcached-tools (memcslap).
 //!
 //! The load tests (redis-benchmark -c 50, wrk -c 100) go through bake's port relay: QEMU's
 //! user networking alone listens on each `-p` host port with a backlog of 1 (libslirp 4.7),
@@ -452,7 +452,7 @@ end
 // --- memcached ------------------------------------------------------------------------------
 
 #[test]
-fn memcached_set_get_with_threads() {
+fn memcached_set_get_with_threads_and_memcslap() {
     let dir = tmpdir("memcached");
     let port = free_port();
     let args: Vec<String> = ["--mem", "256M", "-p", &format!("{port}:11211"), &s(&server("memcached")), "--", "-u", "root", "-t", "4", "-m", "64", "-A"]
@@ -485,6 +485,22 @@ fn memcached_set_get_with_threads() {
     assert!(stats.contains("STAT cmd_set 400\r\n"), "{stats}");
     assert!(stats.contains("STAT get_hits 400\r\n"), "{stats}");
     assert!(stats.contains("STAT threads 4\r\n"), "{stats}");
+    // libmemcached's load generator, 50 threads: 5,000 sets, then 100 keys loaded and 5,000
+    // gets. memcslap exits 0 even when requests fail, so its output is checked too.
+    for test in ["set", "get"] {
+        let slap = run_tool(
+            tool("memcslap").args(["-s", &format!("127.0.0.1:{port}"), "-c", "50", "-e", "100", "-t", test]),
+            Duration::from_secs(120),
+        );
+        assert_eq!(slap.status, Some(0), "{slap}");
+        assert!(slap.stdout.contains(&format!("Time to {test}            5000 keys by   50 threads")), "{slap}");
+        assert!(!slap.stdout.contains("rror") && !slap.stderr.contains("rror") && !slap.stderr.contains("FAIL"), "{slap}");
+    }
+    let stats = exchange(port, b"stats\r\n", |r| r.ends_with(b"END\r\n")).unwrap();
+    let stats = String::from_utf8_lossy(&stats).into_owned();
+    assert!(stats.contains("STAT cmd_set 5500\r\n"), "{stats}");
+    assert!(stats.contains("STAT get_hits 5400\r\n"), "{stats}");
+    assert!(stats.contains("STAT get_misses 0\r\n"), "{stats}");
     let _ = exchange(port, b"shutdown\r\n", |_| false);
     let log = vm.log();
     assert_eq!(vm.wait(Duration::from_secs(30)), Some(0), "memcached did not exit cleanly:\n{log}");
