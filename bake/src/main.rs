@@ -467,6 +467,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         interactive: std::io::stdin().is_terminal(),
         log_socket: tmp.path().join("klog.sock"),
         stderr_socket: tmp.path().join("stderr.sock"),
+        stdin_socket: qemu::stdin_is_data().then(|| tmp.path().join("stdin.sock")),
         network: args.net.network()?,
         volumes: args.volume,
     };

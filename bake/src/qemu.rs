@@ -116,6 +116,9 @@ pub struct VmConfig {
     pub log_socket: PathBuf,
     /// The socket of the second serial port, which carries the app's stderr.
     pub stderr_socket: PathBuf,
+    /// The socket of a third serial port that carries bake's stdin when it is a pipe or a file
+    /// (see [`relay_stdin`]); `None`: the app's stdin is empty (or the terminal, interactive).
+    pub stdin_socket: Option<PathBuf>,
     /// The network device and its backend; `None`: no network device.
     pub network: Option<Network>,
     /// Disk images attached as virtio-blk (serial `volN`), mounted by the kernel.
@@ -245,6 +248,9 @@ impl Network {
 /// The kernel command line, with one `kiln.volume=volN:GUEST_PATH[:ro]` per volume.
 pub fn kernel_cmdline_with_volumes(config: &VmConfig) -> String {
     let mut cmdline = kernel_cmdline(config.verbosity, config.interactive);
+    if config.stdin_socket.is_some() {
+        cmdline.push_str(" kiln.stdin=pipe");
+    }
     for (i, v) in config.volumes.iter().enumerate() {
         cmdline.push_str(&format!(
             " kiln.volume=vol{i}:{}{}",
@@ -371,6 +377,12 @@ pub fn qemu_args(config: &VmConfig) -> Vec<OsString> {
     )
     .collect();
     let mut args = args;
+    if let Some(path) = &config.stdin_socket {
+        let mut chardev = OsString::from("socket,id=kin,path=");
+        chardev.push(path);
+        args.extend([OsString::from("-chardev"), chardev]);
+        args.extend(["-device", "isa-serial,chardev=kin,iobase=0x3e8,irq=5"].map(OsString::from));
+    }
     if config.machine == Machine::Microvm {
         // Kiln drives modern (version 2) virtio-mmio devices only.
         args.extend(["-global", "virtio-mmio.force-legacy=false"].map(OsString::from));
@@ -445,6 +457,9 @@ pub fn run_vm(config: &VmConfig, timeout: Option<Duration>) -> anyhow::Result<u8
     let announced = guest_ports.clone();
     let log = Channel::listen(&config.log_socket, move |s| read_log(s, &announced))?;
     let stderr = Channel::listen(&config.stderr_socket, relay_stderr)?;
+    if let Some(path) = &config.stdin_socket {
+        relay_stdin(path)?;
+    }
 
     let qemu = std::env::var_os("KILN_QEMU").unwrap_or_else(|| QEMU.into());
     let mut args = qemu_args(config);
@@ -579,6 +594,72 @@ fn relay_tcp_ports(config: &VmConfig) -> anyhow::Result<(VmConfig, Vec<crate::po
         }
     }
     Ok((config, forwards))
+}
+
+/// Whether bake's stdin should reach the app through the stdin serial port: not when it is a
+/// terminal (QEMU's `-serial stdio` takes it, interactive) nor when it is /dev/null (the app
+/// reads end-of-file at once without it).
+pub fn stdin_is_data() -> bool {
+    use std::io::IsTerminal;
+    use std::os::unix::fs::MetadataExt;
+    if std::io::stdin().is_terminal() {
+        return false;
+    }
+    let rdev = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino(), m.rdev()));
+    match (rdev("/proc/self/fd/0"), rdev("/dev/null")) {
+        (Some(stdin), Some(null)) => stdin != null,
+        // No stdin at all (closed): nothing to pass.
+        (None, _) => false,
+        (Some(_), None) => true,
+    }
+}
+
+/// Passes bake's stdin to the app through the third serial port: bytes as they are, 0xFF
+/// doubled, and 0xFF 0x00 for end-of-file (a UART has no end-of-file of its own; the kernel
+/// undoes this, kernel/src/app.rs). It starts when the kernel has set the port up (the kernel
+/// sends one byte; setting up empties the UART's FIFO), and the guest's reads pace the copy
+/// (QEMU stops taking bytes while the FIFO is full). The socket stays open after the end:
+/// QEMU drops what it has not delivered yet when its peer goes. The thread is not waited for:
+/// stdin may never end.
+fn relay_stdin(path: &Path) -> anyhow::Result<()> {
+    let listener = UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
+    std::thread::Builder::new().name("stdin".into()).spawn(move || {
+        let Ok((mut guest, _)) = listener.accept() else { return };
+        let mut ready = [0u8; 1];
+        if !matches!(guest.read(&mut ready), Ok(1)) {
+            return;
+        }
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut out = Vec::with_capacity(2 * buf.len());
+        loop {
+            let n = match stdin.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => 0,
+            };
+            out.clear();
+            if n == 0 {
+                out.extend_from_slice(&[0xFF, 0x00]);
+            }
+            for &b in &buf[..n] {
+                out.push(b);
+                if b == 0xFF {
+                    out.push(0xFF);
+                }
+            }
+            if guest.write_all(&out).is_err() {
+                return;
+            }
+            if n == 0 {
+                // Kept open until bake exits (see above).
+                loop {
+                    std::thread::park();
+                }
+            }
+        }
+    })?;
+    Ok(())
 }
 
 /// Relays the log channel to stderr until it closes, and collects the control records.
@@ -771,6 +852,7 @@ mod tests {
             interactive: false,
             log_socket: "/tmp/x/klog.sock".into(),
             stderr_socket: "/tmp/x/stderr.sock".into(),
+            stdin_socket: None,
             network: None,
             volumes: Vec::new(),
         };

@@ -43,6 +43,60 @@ pub fn is_tty() -> bool {
     TTY.load(Ordering::Relaxed)
 }
 
+/// stdin comes through COM3 (`kiln.stdin=pipe`), framed by bake: 0xFF doubled, 0xFF 0x00 for
+/// end-of-file.
+static STDIN_PIPE: AtomicBool = AtomicBool::new(false);
+/// The piped stdin's decoder: the last byte was the 0xFF escape.
+static STDIN_ESCAPE: AtomicBool = AtomicBool::new(false);
+/// The piped stdin reached its end.
+static STDIN_EOF: AtomicBool = AtomicBool::new(false);
+
+pub fn set_stdin_pipe(pipe: bool) {
+    STDIN_PIPE.store(pipe, Ordering::Relaxed);
+}
+
+/// Reads the piped stdin: waits for the first byte (or end-of-file), then takes what is
+/// already there. The wait sleeps in short steps; it holds the CPU from the app's other
+/// threads, as the interactive console's does.
+fn read_stdin_pipe(buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    let mut idle = 0u32;
+    while n < buf.len() && !STDIN_EOF.load(Ordering::Relaxed) {
+        let Some(b) = serial::try_read_stdin() else {
+            if n > 0 {
+                break;
+            }
+            // QEMU refills the FIFO from its own thread: look again a few times before
+            // sleeping.
+            idle += 1;
+            if idle > 64 {
+                let deadline = clock::monotonic_ns() + 200_000;
+                lapic::arm_oneshot(200_000);
+                while clock::monotonic_ns() < deadline && !serial::stdin_ready() {
+                    cpu::idle_once();
+                }
+            }
+            continue;
+        };
+        idle = 0;
+        if STDIN_ESCAPE.swap(false, Ordering::Relaxed) {
+            match b {
+                0x00 => STDIN_EOF.store(true, Ordering::Relaxed),
+                _ => {
+                    buf[n] = b;
+                    n += 1;
+                }
+            }
+        } else if b == 0xFF {
+            STDIN_ESCAPE.store(true, Ordering::Relaxed);
+        } else {
+            buf[n] = b;
+            n += 1;
+        }
+    }
+    n
+}
+
 fn with_memory<R>(f: impl FnOnce(&mut Memory) -> R) -> R {
     let mut guard = MEMORY.lock();
     f(guard.as_mut().expect("memory initialised at boot"))
@@ -82,6 +136,9 @@ impl Platform for KernelPlatform {
     }
 
     fn console_read(&self, buf: &mut [u8]) -> usize {
+        if STDIN_PIPE.load(Ordering::Relaxed) && !buf.is_empty() {
+            return read_stdin_pipe(buf);
+        }
         if !is_tty() || buf.is_empty() {
             return 0;
         }

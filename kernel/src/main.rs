@@ -31,16 +31,19 @@ struct Options {
     log_to_serial: bool,
     /// The host's wall clock (Unix ns) when bake started QEMU.
     host_ns: Option<u64>,
+    /// `kiln.stdin=pipe`: stdin comes through COM3 (bake's stdin is a pipe or a file).
+    stdin_pipe: bool,
 }
 
 fn parse_options(cmdline: &str) -> Options {
-    let mut o = Options { log: log::LevelFilter::Warn, tty: false, log_to_serial: false, host_ns: None };
+    let mut o = Options { log: log::LevelFilter::Warn, tty: false, log_to_serial: false, host_ns: None, stdin_pipe: false };
     for word in cmdline.split_ascii_whitespace() {
         match word.split_once('=') {
             Some(("kiln.log", v)) => o.log = logger::parse_level(v).unwrap_or(o.log),
             Some(("kiln.tty", v)) => o.tty = v == "1",
             Some(("kiln.log_to", v)) => o.log_to_serial = v == "serial",
             Some(("kiln.host_ns", v)) => o.host_ns = v.parse().ok(),
+            Some(("kiln.stdin", v)) => o.stdin_pipe = v == "pipe",
             _ if word == "quiet" => o.log = log::LevelFilter::Error,
             _ => {}
         }
@@ -59,6 +62,12 @@ extern "C" fn kmain(start_info: u32) -> ! {
     let options = parse_options(boot.cmdline());
     app::set_tty(options.tty);
     logger::init(options.log, options.log_to_serial);
+    // Without the port, stdin stays empty (reads return end-of-file), as without the option.
+    let stdin_pipe = options.stdin_pipe && drivers::serial::init_stdin_port();
+    if options.stdin_pipe && !stdin_pipe {
+        log::warn!("kiln.stdin=pipe but the VM has no COM3: stdin is empty");
+    }
+    app::set_stdin_pipe(stdin_pipe);
     log::info!("Kiln {} booting, command line {:?}", env!("CARGO_PKG_VERSION"), boot.cmdline());
 
     // The payload starts at the first page after the kernel image.

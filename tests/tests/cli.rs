@@ -244,3 +244,46 @@ fn mem_64m_runs_malloc_stress() {
         panic!("{e}");
     }
 }
+
+/// `bake run PROG < FILE` and `... | bake run PROG`: the app reads bake's stdin to its end,
+/// byte for byte (0xFF and NUL included: the serial framing escapes them).
+#[test]
+fn piped_stdin_reaches_the_app() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let prog = kiln_tests::program("stdin_copy", kiln_tests::Flavour::MuslStatic);
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).chain([0xFF, 0xFF, 0x00, 0xFF]).collect();
+    let dir = kiln_tests::scratch_dir("piped-stdin");
+    let file = dir.join("input.bin");
+    std::fs::write(&file, &data).unwrap();
+    // From a file.
+    let out = Command::new(kiln_tests::bake())
+        .args(["run", "--timeout", "120"])
+        .arg(&prog)
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .expect("bake");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(out.stdout == data, "stdout differs: {} bytes of {}; {err}", out.stdout.len(), data.len());
+    assert!(err.contains(&format!("stdin: {} bytes, end 0, isatty 0", data.len())), "{err}");
+    // From a pipe written in two parts with a pause: the app waits for the rest.
+    let mut child = Command::new(kiln_tests::bake())
+        .args(["run", "--timeout", "120"])
+        .arg(&prog)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bake");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"first ").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    stdin.write_all(b"second\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().expect("bake");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "first second\n", "{}", String::from_utf8_lossy(&out.stderr));
+    // /dev/null: end-of-file at once, as before.
+    let out = Command::new(kiln_tests::bake()).args(["run", "--timeout", "60"]).arg(&prog).stdin(Stdio::null()).output().expect("bake");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdin: 0 bytes, end 0"), "{out:?}");
+}

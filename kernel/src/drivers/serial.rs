@@ -1,6 +1,7 @@
 //! 16550 UARTs: COM1 is the app's console (stdin, stdout); COM2, when the VM has one, carries
 //! the app's stderr and Kiln's reports, so that they reach the host's stderr. Without COM2
-//! everything goes to COM1.
+//! everything goes to COM1. COM3, when bake attaches one (`kiln.stdin=pipe`), carries bake's
+//! stdin when that is a pipe or a file.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -8,6 +9,7 @@ use crate::arch::x86_64::port::{inb, outb};
 
 const COM1: u16 = 0x3F8;
 const COM2: u16 = 0x2F8;
+const COM3: u16 = 0x3E8;
 
 static HAVE_COM2: AtomicBool = AtomicBool::new(false);
 
@@ -70,4 +72,26 @@ pub fn write_err(bytes: &[u8]) {
 /// A received byte, if one is waiting.
 pub fn try_read() -> Option<u8> {
     if inb(COM1 + 5) & 1 != 0 { Some(inb(COM1)) } else { None }
+}
+
+/// Sets up COM3 for the piped stdin, then tells bake (one byte sent back) that bytes can
+/// come: setting the UART up empties its FIFO, so bake sends nothing before. False when the VM
+/// has no COM3.
+pub fn init_stdin_port() -> bool {
+    if !present(COM3) {
+        return false;
+    }
+    init_port(COM3);
+    put(COM3, b'R');
+    true
+}
+
+/// Whether a byte of the piped stdin is waiting on COM3.
+pub fn stdin_ready() -> bool {
+    inb(COM3 + 5) & 1 != 0
+}
+
+/// A byte of the piped stdin, if one is waiting on COM3.
+pub fn try_read_stdin() -> Option<u8> {
+    if stdin_ready() { Some(inb(COM3)) } else { None }
 }
