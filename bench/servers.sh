@@ -35,7 +35,8 @@
 #   CLIENTS [50]      redis-benchmark clients
 #   WRK_CONNS [50]    wrk connections;  WRK_SECS [10]  seconds of wrk
 #   MEM [256M]        guest memory for boot and throughput
-#   MEM_STEPS ["16 24 32 40 48 64 96 128 192 256"]  candidates (MiB) for memory needed
+#   MEM_STEPS ["4 6 8 10 12 16 20 24 32 40 48 64 80 96 112 128 160 192 256"]  candidates (MiB)
+#                     for the memory needed
 #   READY_TIMEOUT [120]  seconds a boot may take before it counts as failed
 #   MEM_READY_TIMEOUT [60]  the same while looking for the memory needed
 #   MACHINE [pc]      QEMU machine for both sides (pc or microvm; Linux on microvm needs
@@ -59,7 +60,7 @@ CLIENTS=${CLIENTS:-50}
 WRK_CONNS=${WRK_CONNS:-50}
 WRK_SECS=${WRK_SECS:-10}
 MEM=${MEM:-256M}
-MEM_STEPS=${MEM_STEPS:-16 24 32 40 48 64 96 128 192 256}
+MEM_STEPS=${MEM_STEPS:-4 6 8 10 12 16 20 24 32 40 48 64 80 96 112 128 160 192 256}
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 MEM_READY_TIMEOUT=${MEM_READY_TIMEOUT:-60}
 MACHINE=${MACHINE:-pc}
@@ -342,7 +343,13 @@ if has_part memory; then
             put "$s.$side.min_mem_mib" "${steps[$hi]}"
             if [ $lo -ge 0 ]; then
                 put "$s.$side.fails_at_mib" "${steps[$lo]}"
+                # Why: the guest's last words about it (a panic, an OOM kill), if any.
+                f=$out/$s.$side.mem${steps[$lo]}.log
+                why=$(grep -m1 -i -E 'panic|out of memory|oom|too little memory' "$f" || grep -m1 -i error "$f" || true)
+                why=$(echo "$why" | sed 's/^\[ *[0-9.]*\] //' | cut -c1-120)
+                echo "${why:-no answer within ${MEM_READY_TIMEOUT}s, no panic or OOM in the guest output}" >"$out/$s.$side.mem_fail_reason"
             else
+                rm -f "$out/$s.$side.mem_fail_reason"
                 put "$s.$side.fails_at_mib" "none"
             fi
         done
@@ -464,17 +471,29 @@ section=$(mktemp)
     echo
     echo "- Boot to ready: from starting the launcher (\`bake run IMAGE\`; \`linux-guest.sh run"
     echo "  --initrd\` with the initramfs packed beforehand) until PING gets +PONG or GET / gets 200"
-    echo "  through the tap, probed every 50 ms. Spread (min-max, s): redis Kiln"
+    echo "  through the tap, probed every 50 ms; both on SeaBIOS (machine $MACHINE), the Linux kernel"
+    echo "  and its initramfs loaded by QEMU's -kernel/-initrd as Kiln's image is. Spread (min-max, s): redis Kiln"
     echo "  $(or_na "$(get redis.kiln.boot_min_s)")-$(or_na "$(get redis.kiln.boot_max_s)"), Linux $(or_na "$(get redis.linux.boot_min_s)")-$(or_na "$(get redis.linux.boot_max_s)");"
     echo "  nginx Kiln $(or_na "$(get nginx.kiln.boot_min_s)")-$(or_na "$(get nginx.kiln.boot_max_s)"), Linux $(or_na "$(get nginx.linux.boot_min_s)")-$(or_na "$(get nginx.linux.boot_max_s)")."
     echo "- Throughput: redis-benchmark $(redis-benchmark --version | awk '{print $2}') with -t set,get -c $CLIENTS, $REDIS_N"
     echo "  requests per test at -P 1 and $REDIS_N_PIPE at -P 16; wrk -t2 -c$WRK_CONNS -d${WRK_SECS}s on index.html"
-    echo "  (314 bytes). Errors: $(errors_line)."
+    echo "  (314 bytes, access log on, gzip on: the recipe's config). Errors: $(errors_line)."
+    echo "  Under TCG on a loaded machine these rates move by tens of percent from one run to the"
+    echo "  next (see the load average above); compare within a run."
     echo "- Memory needed: the smallest of $MEM_STEPS MiB at which the server boots, answers,"
     echo "  takes redis-benchmark -n 2000 -c 10 (or wrk -c10 -d3s) and answers again; bisected."
     echo "  The step below, which failed: redis Kiln $(or_na "$(get redis.kiln.fails_at_mib)"), Linux $(or_na "$(get redis.linux.fails_at_mib)");"
     echo "  nginx Kiln $(or_na "$(get nginx.kiln.fails_at_mib)"), Linux $(or_na "$(get nginx.linux.fails_at_mib)") MiB (none: the smallest step served). Logs of"
-    echo "  the failed boots: bench/out/servers/*.mem*.log."
+    echo "  the boots: bench/out/servers/*.mem*.log. When Kiln's figure is 16 MiB it is bake's floor"
+    echo "  (bake run refuses less), not what the server needs. The Linux guest's root is its"
+    echo "  initramfs: the kernel keeps the compressed archive and unpacks it into RAM, so the"
+    echo "  binary is in memory twice before it runs (a disk root would need less). What the guest"
+    echo "  (or bake) said at the failed step:"
+    for s in $SERVERS; do
+        for side in kiln linux; do
+            [ ! -f "$out/$s.$side.mem_fail_reason" ] || echo "  $s $side: \`$(cat "$out/$s.$side.mem_fail_reason")\`."
+        done
+    done
     echo "- Image: Kiln's image file from \`bake build --recipe\` (what \`bake run\` boots) against"
     echo "  the Linux guest's vmlinuz ($(kib "$(get redis.linux.kernel_bytes)")) plus its initramfs"
     echo "  (gzip; redis $(kib "$(get redis.linux.initrd_bytes)"), nginx $(kib "$(get nginx.linux.initrd_bytes)"),"
