@@ -108,7 +108,7 @@ main_commit=$(git rev-parse --short main 2>/dev/null || echo unknown)
 
 # --- the load-average sampler and cleanup ---------------------------------------------------
 loadlog=$out/loadavg.txt
-: >"$loadlog"
+[ "$KEEP" = 1 ] || : >"$loadlog"
 (while sleep 5; do cut -d' ' -f1 /proc/loadavg; done >>"$loadlog") &
 sampler=$!
 guest_pgid=""
@@ -454,7 +454,7 @@ section=$(mktemp)
     echo
     [ "$KEEP" = 1 ] && echo "This run measured only: $PARTS (for $SERVERS); the other figures are the previous run's."
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit (main at $main_commit). Load average (1 min) sampled"
-    echo "every 5 s during the run: $load_stats; at its end $load_now (2 shared cores)."
+    echo "every 5 s during the run$([ "$KEEP" = 1 ] && echo "s kept"): $load_stats; at its end $load_now (2 shared cores)."
     echo "QEMU TCG, -cpu max, machine $MACHINE, one vCPU, $MEM, virtio-net on the host tap device"
     echo "$TAPDEV (guest $GUEST_IP, static address) for both sides. The same static binaries"
     echo "(\`bake pkg build redis|nginx\`: redis $(version redis), nginx $(version nginx), musl, static)"
