@@ -24,7 +24,7 @@ pub fn init(features: &Features, host_ns: Option<u64>) {
     TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
     let (hz, source) = match features.tsc_hz_cpuid {
         Some(hz) => (hz, "cpuid"),
-        None => match crate::drivers::pit::measure_tsc_hz(5) {
+        None => match crate::drivers::pit::measure_tsc_hz(10) {
             Some(hz) => (hz, "pit"),
             None => (1_000_000_000, "assumed"),
         },
