@@ -258,12 +258,24 @@ impl Platform for KernelPlatform {
         virtio::net::FRAME_MAX
     }
 
-    fn net_transmit(&self, frame: &[u8]) -> Result<(), Errno> {
-        virtio::net::transmit(frame)
+    fn net_transmit(&self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), Errno> {
+        virtio::net::transmit(len, fill)
     }
 
-    fn net_receive(&self, buf: &mut [u8]) -> Option<usize> {
-        virtio::net::receive(buf)
+    fn net_can_transmit(&self) -> bool {
+        virtio::net::can_transmit()
+    }
+
+    fn net_flush(&self) {
+        virtio::net::flush();
+    }
+
+    fn net_receive(&self, take: &mut dyn FnMut(&[u8])) -> bool {
+        virtio::net::receive(take)
+    }
+
+    fn net_rx_ready(&self) -> bool {
+        virtio::net::rx_ready()
     }
 
     fn block_device_count(&self) -> usize {

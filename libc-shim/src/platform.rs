@@ -95,17 +95,31 @@ pub trait Platform {
     fn net_frame_max(&self) -> usize {
         1514
     }
-    /// Queues one Ethernet frame for sending. `EAGAIN` when the device's queue is full (the
-    /// stack tries again on its next poll), `ENODEV` without a device.
-    fn net_transmit(&self, frame: &[u8]) -> Result<(), Errno> {
-        let _ = frame;
+    /// Queues one Ethernet frame of `len` bytes for sending, built in place by `fill` (in the
+    /// device's own buffer: no copy). The device may wait for [`Platform::net_flush`] before
+    /// it looks at the queue. `EAGAIN` when the queue is full (`fill` is not called; the
+    /// stack tries again on its next poll), `EMSGSIZE` above `net_frame_max`, `ENODEV`
+    /// without a device.
+    fn net_transmit(&self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), Errno> {
+        let _ = (len, fill);
         Err(Errno::ENODEV)
     }
-    /// Takes the oldest received frame, copied into `buf` (at least `net_frame_max` bytes);
-    /// returns its length, or `None` when nothing has arrived.
-    fn net_receive(&self, buf: &mut [u8]) -> Option<usize> {
-        let _ = buf;
-        None
+    /// Whether [`Platform::net_transmit`] has room for a frame now.
+    fn net_can_transmit(&self) -> bool {
+        false
+    }
+    /// Tells the device about the frames queued since the last flush: one notification for a
+    /// whole poll's frames.
+    fn net_flush(&self) {}
+    /// Hands the oldest received frame to `take` (borrowed from the device's buffer, valid
+    /// for the call) and gives the buffer back to the device; false when nothing has arrived.
+    fn net_receive(&self, take: &mut dyn FnMut(&[u8])) -> bool {
+        let _ = take;
+        false
+    }
+    /// Whether a received frame is waiting (cheap: the stack polls only then).
+    fn net_rx_ready(&self) -> bool {
+        false
     }
 
     // --- block devices -------------------------------------------------------------------

@@ -1,8 +1,11 @@
 //! The platform's Ethernet device as a smoltcp [`Device`]: frames go out through
-//! [`Platform::net_transmit`] and come in through [`Platform::net_receive`].
+//! [`Platform::net_transmit`] and come in through [`Platform::net_receive`], both in the
+//! device's own buffers (smoltcp reads a received frame where the device wrote it and builds
+//! an outgoing one where the device will read it: no copies, no allocations). The stack calls
+//! [`Platform::net_flush`] once a poll has queued its frames.
 
 use alloc::vec;
-use alloc::vec::Vec;
+use core::cell::Cell;
 
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
@@ -12,61 +15,91 @@ use crate::platform::Platform;
 /// A borrowed view of the platform's network device for one poll.
 pub struct PlatformDevice<'p> {
     platform: &'p dyn Platform,
+    /// Frames of [`FULL_FRAME`] bytes or more sent through this view.
+    full_frames: Cell<u32>,
 }
+
+/// A frame this long carries a full TCP segment: its socket may have more to send.
+const FULL_FRAME: usize = 1024;
 
 impl<'p> PlatformDevice<'p> {
     pub fn new(platform: &'p dyn Platform) -> Self {
-        PlatformDevice { platform }
+        PlatformDevice { platform, full_frames: Cell::new(0) }
+    }
+
+    /// How many frames of a full segment's size were sent through this view: after a round
+    /// of sending with none, no socket has more queued data it could send now (a socket
+    /// sends one segment per round, and a shorter one empties what it may send).
+    pub fn full_frames(&self) -> u32 {
+        self.full_frames.get()
     }
 }
 
-/// A received frame.
-pub struct RxToken {
-    frame: Vec<u8>,
+/// A frame waiting in the device: taken when smoltcp consumes the token.
+pub struct RxToken<'p> {
+    platform: &'p dyn Platform,
 }
 
 /// Permission to send one frame.
 pub struct TxToken<'p> {
     platform: &'p dyn Platform,
+    full_frames: &'p Cell<u32>,
 }
 
-impl phy::RxToken for RxToken {
+impl phy::RxToken for RxToken<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.frame)
+        let mut f = Some(f);
+        let mut r = None;
+        self.platform.net_receive(&mut |frame| r = f.take().map(|f| f(frame)));
+        match (r, f) {
+            (Some(r), _) => r,
+            // The frame announced by `net_rx_ready` is gone: smoltcp skips an empty frame.
+            (None, Some(f)) => f(&[]),
+            (None, None) => unreachable!("the closure ran or it did not"),
+        }
     }
 }
 
 impl phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0u8; len];
-        let r = f(&mut frame);
-        if let Err(e) = self.platform.net_transmit(&frame) {
+        if len >= FULL_FRAME {
+            self.full_frames.set(self.full_frames.get() + 1);
+        }
+        let mut f = Some(f);
+        let mut r = None;
+        if let Err(e) = self.platform.net_transmit(len, &mut |buf| r = f.take().map(|f| f(buf))) {
             // The stack retransmits what matters (TCP); a lost datagram is what UDP allows.
             log::debug!("net: frame of {len} bytes dropped: {e:?}");
         }
-        r
+        match (r, f) {
+            (Some(r), _) => r,
+            // Not sent: smoltcp still builds it (and believes it sent), into a scratch buffer.
+            (None, Some(f)) => f(&mut vec![0u8; len]),
+            (None, None) => unreachable!("the closure ran or it did not"),
+        }
     }
 }
 
-impl<'p> Device for PlatformDevice<'p> {
+impl Device for PlatformDevice<'_> {
     type RxToken<'a>
-        = RxToken
+        = RxToken<'a>
     where
         Self: 'a;
     type TxToken<'a>
-        = TxToken<'p>
+        = TxToken<'a>
     where
         Self: 'a;
 
-    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken, TxToken<'p>)> {
-        let mut frame = vec![0u8; self.platform.net_frame_max()];
-        let n = self.platform.net_receive(&mut frame)?;
-        frame.truncate(n);
-        Some((RxToken { frame }, TxToken { platform: self.platform }))
+    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        if !self.platform.net_rx_ready() {
+            return None;
+        }
+        Some((RxToken { platform: self.platform }, TxToken { platform: self.platform, full_frames: &self.full_frames }))
     }
 
-    fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'p>> {
-        Some(TxToken { platform: self.platform })
+    fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_>> {
+        // A full queue stops the poll's egress (smoltcp keeps the data) instead of losing frames.
+        self.platform.net_can_transmit().then_some(TxToken { platform: self.platform, full_frames: &self.full_frames })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

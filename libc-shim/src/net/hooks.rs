@@ -30,9 +30,9 @@ impl Process {
         let stack = self.net.stack(platform).clone();
         let lease = {
             let mut net = stack.lock();
-            net.poll(Some(platform), now);
-            // Timers may have changed sockets without a packet (a connect timing out).
-            net.refresh_signatures(now);
+            // Timers may have changed sockets without a packet (a connect timing out): every
+            // interface runs and every socket is looked at.
+            net.poll_all(Some(platform), now);
             net.take_lease_change().then(|| net.lease()).flatten()
         };
         if let Some(l) = lease

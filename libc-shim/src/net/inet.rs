@@ -1,7 +1,8 @@
 //! AF_INET and AF_INET6 sockets (TCP and UDP): a handle on a socket in the [`Net`] stack.
 //!
-//! Every operation polls the stack before (to take in what arrived) and after (to send what
-//! it queued: on loopback the peer has it when the call returns).
+//! Every operation polls the stack before (to take in what arrived, if anything did) and
+//! after (to send what it queued: on loopback the peer has it when the call returns). Those
+//! polls cost nothing when there is nothing to move ([`Net::poll`]).
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -56,7 +57,9 @@ impl InetSocket {
         }
     }
 
-    /// Runs `f` on the stack between two polls.
+    /// Runs `f` on the stack between two polls. The first takes in frames that arrived since
+    /// the kernel's last poll; the second sends what `f` queued. Neither re-examines every
+    /// socket unless packets came in; this socket is brought up to date by `touch`.
     fn with_net<R>(&self, platform: &dyn Platform, f: impl FnOnce(&mut Net) -> R) -> R {
         let now = platform.monotonic_ns();
         let mut net = self.net.lock();
@@ -207,6 +210,18 @@ impl Socket for InetSocket {
                 Ok(Received { len: n, full_len: full, from: Some(SockAddr::inet(self.family, from)) })
             }
         }
+    }
+
+    fn recv_vec(&self, platform: &dyn Platform, max: usize, flags: RecvFlags) -> Result<(Vec<u8>, Received), Errno> {
+        if self.proto != Proto::Tcp {
+            let mut buf = alloc::vec![0u8; max];
+            let r = self.recv(platform, &mut buf, flags)?;
+            buf.truncate(r.len);
+            return Ok((buf, r));
+        }
+        let buf = self.with_net(platform, |n| n.tcp_recv_vec(self.id, max, flags.peek, flags.waitall))?;
+        let len = buf.len();
+        Ok((buf, Received { len, full_len: len, from: None }))
     }
 
     fn shutdown(&self, platform: &dyn Platform, how: i32) -> Result<(), Errno> {

@@ -204,6 +204,15 @@ pub trait Socket: Send + Sync {
     /// Sends `data` (to `dest` for datagram sockets); `EAGAIN` when it would block.
     fn send(&self, platform: &dyn Platform, data: &[u8], dest: Option<&SockAddr>) -> Result<usize, Errno>;
     fn recv(&self, platform: &dyn Platform, buf: &mut [u8], flags: RecvFlags) -> Result<Received, Errno>;
+    /// [`Socket::recv`] of at most `max` bytes into a buffer of the socket's choosing (a
+    /// stream socket allocates only what it has, not `max` zeroed bytes for a short message
+    /// or an `EAGAIN`).
+    fn recv_vec(&self, platform: &dyn Platform, max: usize, flags: RecvFlags) -> Result<(Vec<u8>, Received), Errno> {
+        let mut buf = alloc::vec![0u8; max];
+        let r = self.recv(platform, &mut buf, flags)?;
+        buf.truncate(r.len);
+        Ok((buf, r))
+    }
     /// `how`: `SHUT_RD` 0, `SHUT_WR` 1, `SHUT_RDWR` 2.
     fn shutdown(&self, platform: &dyn Platform, how: i32) -> Result<(), Errno>;
     fn local_addr(&self) -> Result<SockAddr, Errno>;

@@ -6,11 +6,20 @@
 //! interface (UDP) or one listening pool per interface (TCP); a connected TCP socket owns
 //! one smoltcp socket, on the interface its peer is reached through.
 //!
-//! The stack runs only when polled ([`Net::poll`]): by every socket operation, by
+//! The stack runs only when polled: by every socket operation ([`Net::poll`], which moves
+//! only what is there to move: frames the device holds, what the operation queued), by
 //! [`crate::process::Process::net_poll`] (device interrupts and the stack's own timers,
-//! [`Net::poll_at`]) and, for the loopback interface alone, when a socket closes. After each
-//! poll the app sockets whose state changed have their wait keys queued for
-//! `Process::notify`.
+//! [`Net::poll_at`]; [`Net::poll_all`] runs everything) and, for the loopback interface
+//! alone, when a socket closes. After each poll the app sockets whose state changed have
+//! their wait keys queued for `Process::notify`.
+//!
+//! Wakeups: a socket's readiness changes only (1) by an operation on it (the caller's
+//! [`Net::touch`]), (2) by a packet coming in (any poll that takes packets in, on either
+//! interface, re-examines every socket), (3) by a timer (the kernel's [`Net::poll_all`]
+//! re-examines every socket), or (4) by datagrams leaving a UDP socket's queue (re-examined
+//! after any poll that sends). A poll that only sends TCP segments changes no other socket's
+//! readiness: sending moves no queue and no state a reader or writer waits for (FIN and RST
+//! go out of sockets already shut down or closed).
 //!
 //! This module knows nothing of app memory, fds or threads.
 
@@ -216,6 +225,8 @@ pub struct Net {
     lease_changed: bool,
     /// The time of the last poll (monotonic ns).
     last_now: u64,
+    /// Interfaces (bit per index) an operation left something to send since their last poll.
+    dirty: u8,
 }
 
 fn instant(ns: u64) -> Instant {
@@ -248,6 +259,7 @@ impl Net {
             lease: None,
             lease_changed: false,
             last_now: 0,
+            dirty: 0,
         }
     }
 
@@ -357,63 +369,144 @@ impl Net {
 
     // --- polling -------------------------------------------------------------------------
 
-    /// Runs the stack: every interface (Ethernet only with a platform) until no more packets
-    /// move, then queues the wait keys of the sockets whose state changed.
+    /// Runs the stack after a socket operation, or before one to take in what arrived: an
+    /// interface is polled only when there is something to move. Ethernet takes frames in
+    /// when the device has some waiting; an interface sends when it took frames in or an
+    /// operation left it something to send ([`Net::mark`]). Timers are the kernel's business
+    /// ([`Net::poll_all`] at [`Net::poll_at`]). Sockets are re-examined for changes only when
+    /// packets came in (any socket of the interface may have changed); the caller refreshes
+    /// its own socket ([`Net::touch`]).
     pub fn poll(&mut self, platform: Option<&dyn Platform>, now: u64) {
+        self.poll_ifaces(platform, now, false);
+    }
+
+    /// Runs every interface, sending whatever is due, and re-examines every socket: for the
+    /// kernel's polls (device interrupts, the stack's deadlines), where timers may have
+    /// changed sockets without a packet.
+    pub fn poll_all(&mut self, platform: Option<&dyn Platform>, now: u64) {
+        self.poll_ifaces(platform, now, true);
+    }
+
+    /// Notes that an operation left interface `i` something to send.
+    fn mark(&mut self, i: usize) {
+        self.dirty |= 1 << i;
+    }
+
+    fn poll_ifaces(&mut self, platform: Option<&dyn Platform>, now: u64, all: bool) {
         if let Some(p) = platform {
             self.probe_eth(p, now);
         }
         let now = now.max(self.last_now);
         self.last_now = now;
         let ts = instant(now);
-        let mut any = false;
+        let mut ingress = false;
+        let mut sent_udp = false;
         for i in 0..self.ifaces.len() {
-            if i == ETH && platform.is_none() {
-                continue;
-            }
-            for _ in 0..MAX_ROUNDS {
-                let mut moved = false;
-                loop {
-                    let r = {
-                        let Iface { iface, lo, sockets } = &mut self.ifaces[i];
-                        match lo {
-                            Some(lo) => iface.poll_ingress_single(ts, lo, sockets),
-                            None => iface.poll_ingress_single(ts, &mut PlatformDevice::new(platform.expect("eth has a platform")), sockets),
-                        }
-                    };
-                    match r {
-                        PollIngressSingleResult::None => break,
-                        PollIngressSingleResult::PacketProcessed => moved = true,
-                        PollIngressSingleResult::SocketStateChanged => {
-                            moved = true;
-                            self.refill_listeners(i);
-                        }
-                    }
+            let dirty = self.dirty & (1 << i) != 0;
+            let moved = if i == ETH {
+                let Some(p) = platform else { continue };
+                if !(all || dirty || p.net_rx_ready()) {
+                    continue;
                 }
-                let Iface { iface, lo, sockets } = &mut self.ifaces[i];
-                iface.poll_maintenance(ts);
-                let out = match lo {
-                    Some(lo) => iface.poll_egress(ts, lo, sockets),
-                    None => iface.poll_egress(ts, &mut PlatformDevice::new(platform.expect("eth has a platform")), sockets),
-                };
-                if out == smoltcp::iface::PollResult::SocketStateChanged {
-                    moved = true;
+                let (took, sent) = self.poll_eth(p, ts);
+                ingress |= took;
+                sent_udp |= sent;
+                true
+            } else {
+                if !(all || dirty) {
+                    continue;
                 }
-                any |= moved;
-                if !moved || i == ETH {
-                    break;
-                }
-            }
+                self.poll_loopback(ts)
+            };
+            self.dirty &= !(1 << i);
+            ingress |= moved && i == LO;
         }
         // A new or lost lease changes what sockets can do (a connect may now route).
         if self.dhcp.is_some() && self.poll_dhcp() {
-            any = true;
+            ingress = true;
         }
         self.reap_orphans();
-        // Without packets nothing but the caller's own socket changed ([`Net::touch`]).
-        if any {
+        if all || ingress {
             self.refresh_signatures(now);
+        } else if sent_udp {
+            // Datagrams another socket queued may have left: room for a blocked sender.
+            self.refresh_udp(now);
         }
+    }
+
+    /// Loopback: packets go round (each send is the other end's receive) until none move;
+    /// true when any did.
+    fn poll_loopback(&mut self, ts: Instant) -> bool {
+        let mut any = false;
+        for _ in 0..MAX_ROUNDS {
+            let mut moved = false;
+            loop {
+                let r = {
+                    let Iface { iface, lo, sockets } = &mut self.ifaces[LO];
+                    iface.poll_ingress_single(ts, lo.as_mut().expect("loopback device"), sockets)
+                };
+                match r {
+                    PollIngressSingleResult::None => break,
+                    PollIngressSingleResult::PacketProcessed => moved = true,
+                    PollIngressSingleResult::SocketStateChanged => {
+                        moved = true;
+                        self.refill_listeners(LO);
+                    }
+                }
+            }
+            let Iface { iface, lo, sockets } = &mut self.ifaces[LO];
+            iface.poll_maintenance(ts);
+            if iface.poll_egress(ts, lo.as_mut().expect("loopback device"), sockets) == smoltcp::iface::PollResult::SocketStateChanged {
+                moved = true;
+            }
+            any |= moved;
+            if !moved {
+                return any;
+            }
+        }
+        // Still moving after MAX_ROUNDS: carry on at the next poll.
+        self.mark(LO);
+        any
+    }
+
+    /// Ethernet: takes in the frames waiting, then sends what is due (until the sockets have
+    /// nothing more or the device's queue is full) and tells the device once. (took frames in,
+    /// sent any).
+    fn poll_eth(&mut self, platform: &dyn Platform, ts: Instant) -> (bool, bool) {
+        let mut took = false;
+        loop {
+            let r = {
+                let Iface { iface, sockets, .. } = &mut self.ifaces[ETH];
+                iface.poll_ingress_single(ts, &mut PlatformDevice::new(platform), sockets)
+            };
+            match r {
+                PollIngressSingleResult::None => break,
+                PollIngressSingleResult::PacketProcessed => took = true,
+                PollIngressSingleResult::SocketStateChanged => {
+                    took = true;
+                    self.refill_listeners(ETH);
+                }
+            }
+        }
+        let Iface { iface, sockets, .. } = &mut self.ifaces[ETH];
+        iface.poll_maintenance(ts);
+        let mut sent = false;
+        // Each round sends at most one segment per socket: bulk data takes several rounds,
+        // while a round of short segments leaves nothing to send (a second round would walk
+        // every socket for nothing). What a socket could still send anyway (a FIN after a
+        // full last segment) is due at once by the stack's deadline.
+        for _ in 0..MAX_ROUNDS {
+            let mut dev = PlatformDevice::new(platform);
+            if iface.poll_egress(ts, &mut dev, sockets) == smoltcp::iface::PollResult::None {
+                break;
+            }
+            sent = true;
+            if dev.full_frames() == 0 {
+                break;
+            }
+        }
+        platform.net_flush();
+        (took, sent)
     }
 
     /// The app just operated on `id`: brings its signature up to date (and notifies if a
@@ -469,11 +562,13 @@ impl Net {
 
     fn reap_orphans(&mut self) {
         let ifaces = &mut self.ifaces;
+        let dirty = &mut self.dirty;
         self.orphans.retain(|&(i, h)| {
             let s = ifaces[i].sockets.get_mut::<tcp::Socket>(h);
-            // Data for a socket the app closed: Linux answers with a reset.
+            // Data for a socket the app closed: Linux answers with a reset (at the next poll).
             if s.recv_queue() > 0 && s.state() != tcp::State::Closed {
                 s.abort();
+                *dirty |= 1 << i;
                 return true;
             }
             // Closed, and the reset (if any) sent: smoltcp forgets the peer then.
@@ -489,80 +584,27 @@ impl Net {
     /// Recomputes each socket's signatures and queues the keys of those that changed, with
     /// the direction of the change.
     pub(crate) fn refresh_signatures(&mut self, now: u64) {
-        let ids: Vec<SockId> = self.socks.keys().copied().collect();
-        let changed: Vec<_> = ids.into_iter().filter_map(|id| self.refresh_one(id, now)).collect();
-        if !changed.is_empty() {
-            self.pending.lock().extend(changed);
+        self.refresh_where(now, |_| true);
+    }
+
+    /// [`Net::refresh_signatures`] for the UDP sockets alone.
+    fn refresh_udp(&mut self, now: u64) {
+        self.refresh_where(now, |s| matches!(s.kind, Kind::Udp(_)));
+    }
+
+    fn refresh_where(&mut self, now: u64, which: impl Fn(&Sock) -> bool) {
+        let ifaces = &self.ifaces;
+        let mut pending = self.pending.lock();
+        for sock in self.socks.values_mut().filter(|s| which(s)) {
+            if let Some(change) = refresh(ifaces, sock, now) {
+                pending.push(change);
+            }
         }
     }
 
     /// Recomputes one socket's signatures: its key and the direction of the change, if any.
     fn refresh_one(&mut self, id: SockId, now: u64) -> Option<(WaitKey, crate::fd::Readiness)> {
-        use crate::fd::Readiness as R;
-        self.update_tcp_state(id, now);
-        let sig = self.signature(id);
-        let s = self.socks.get_mut(&id)?;
-        let mut events = R::empty();
-        if s.signature.0 != sig.0 {
-            events |= R::READABLE;
-        }
-        if s.signature.1 != sig.1 {
-            events |= R::WRITABLE;
-        }
-        s.signature = sig;
-        (!events.is_empty()).then_some((s.key, events))
-    }
-
-    /// Notes connection outcomes: established, refused, reset, timed out.
-    fn update_tcp_state(&mut self, id: SockId, now: u64) {
-        let Some(sock) = self.socks.get_mut(&id) else { return };
-        let Kind::Tcp(t) = &mut sock.kind else { return };
-        let Some((i, h)) = t.conn else { return };
-        let s = self.ifaces[i].sockets.get::<tcp::Socket>(h);
-        let state = s.state();
-        if let Some(started) = t.connecting {
-            match state {
-                tcp::State::SynSent | tcp::State::SynReceived => {}
-                tcp::State::Closed => {
-                    t.connecting = None;
-                    let timed_out = now.saturating_sub(started) >= CONNECT_TIMEOUT_MS * 1_000_000;
-                    t.error = Some(if timed_out { Errno::ETIMEDOUT } else { Errno::ECONNREFUSED });
-                    t.reset = true;
-                }
-                _ => {
-                    t.connecting = None;
-                    t.established = true;
-                }
-            }
-        } else if t.established && state == tcp::State::Closed && !t.reset && !t.shut_wr {
-            // Closed without our FIN going out: the peer reset the connection.
-            t.reset = true;
-            t.error = Some(Errno::ECONNRESET);
-        }
-    }
-
-    /// (input, output) signatures: what readers and what writers of the socket would see.
-    fn signature(&self, id: SockId) -> (u64, u64) {
-        use crate::fd::Readiness as R;
-        let r = self.readiness(id);
-        let input = u64::from((r & !R::WRITABLE).bits());
-        let output = u64::from((r & (R::WRITABLE | R::ERROR | R::HANGUP)).bits());
-        let Some(sock) = self.socks.get(&id) else { return (0, 0) };
-        let (a, b) = match &sock.kind {
-            Kind::Tcp(t) => match (t.conn, &t.pool) {
-                (Some((i, h)), _) => {
-                    let s = self.ifaces[i].sockets.get::<tcp::Socket>(h);
-                    (s.recv_queue() as u64 | (s.state() as u64) << 40, s.send_queue() as u64 | (s.state() as u64) << 40)
-                }
-                (None, Some(pool)) => (self.acceptable(pool) as u64, 0),
-                _ => (0, 0),
-            },
-            Kind::Udp(u) => u.handles.iter().fold((0, 0), |(a, b), &(i, h)| {
-                let s = self.ifaces[i].sockets.get::<udp::Socket>(h);
-                (a + s.recv_queue() as u64, b + s.send_queue() as u64)
-            }),
-        };
-        (input ^ a.rotate_left(8), output ^ b.rotate_left(8))
+        refresh(&self.ifaces, self.socks.get_mut(&id)?, now)
     }
 
     // --- sockets -------------------------------------------------------------------------
@@ -613,6 +655,8 @@ impl Net {
             && let Some((i, h)) = t.conn
         {
             apply_tcp_opts(self.ifaces[i].sockets.get_mut::<tcp::Socket>(h), &opts, i);
+            // TCP_NODELAY may free data Nagle held back.
+            self.mark(i);
         }
         Ok(())
     }
@@ -824,11 +868,6 @@ impl Net {
         Ok(())
     }
 
-    /// Sockets in `pool` that hold a connection accept() can return.
-    fn acceptable(&self, pool: &[(usize, SocketHandle)]) -> usize {
-        pool.iter().filter(|&&(i, h)| acceptable_state(self.ifaces[i].sockets.get::<tcp::Socket>(h).state())).count()
-    }
-
     /// Makes sure every listening socket has a smoltcp socket in LISTEN on interface `i`,
     /// unless its backlog is full; drops pool sockets that went back to CLOSED.
     fn refill_listeners(&mut self, i: usize) {
@@ -990,6 +1029,7 @@ impl Net {
             t.connecting = Some(now);
             t.error = None;
         }
+        self.mark(i);
         Err(Errno::EINPROGRESS)
     }
 
@@ -1040,7 +1080,10 @@ impl Net {
         }
         match s.send_slice(data) {
             Ok(0) => Err(Errno::EAGAIN),
-            Ok(n) => Ok(n),
+            Ok(n) => {
+                self.mark(i);
+                Ok(n)
+            }
             Err(_) => Err(Errno::EPIPE),
         }
     }
@@ -1070,10 +1113,26 @@ impl Net {
             }
         }
         if peek {
-            Ok(s.peek_slice(buf).unwrap_or(0))
-        } else {
-            Ok(s.recv_slice(buf).unwrap_or(0))
+            return Ok(s.peek_slice(buf).unwrap_or(0));
         }
+        let n = s.recv_slice(buf).unwrap_or(0);
+        // smoltcp announces a reopened window once it has doubled: only possible when the
+        // window was small, that is, the queue long. (Otherwise the window grows with the
+        // next segment sent, or the stack's deadline says so.)
+        if n > 0 && queued >= s.recv_capacity() / 4 {
+            self.mark(i);
+        }
+        Ok(n)
+    }
+
+    /// [`Net::tcp_recv`] of at most `max` bytes into a buffer of the size received.
+    pub fn tcp_recv_vec(&mut self, id: SockId, max: usize, peek: bool, waitall: bool) -> Result<Vec<u8>, Errno> {
+        // MSG_WAITALL compares the queue with the whole request: it needs the full buffer.
+        let len = if waitall { max } else { max.min(self.readable_bytes(id)?) };
+        let mut buf = vec![0u8; len];
+        let n = self.tcp_recv(id, &mut buf, peek, waitall)?;
+        buf.truncate(n);
+        Ok(buf)
     }
 
     /// shutdown(2): `rd`/`wr` close the receiving/sending halves.
@@ -1095,6 +1154,7 @@ impl Net {
                 if wr && !t.shut_wr {
                     t.shut_wr = true;
                     self.ifaces[i].sockets.get_mut::<tcp::Socket>(h).close();
+                    self.mark(i);
                 }
                 Ok(())
             }
@@ -1122,6 +1182,7 @@ impl Net {
             } else {
                 s.abort();
                 self.orphans.push((i, h));
+                self.dirty |= 1 << i;
             }
         }
     }
@@ -1143,6 +1204,7 @@ impl Net {
                         s.close();
                     }
                     self.orphans.push((i, h));
+                    self.mark(i);
                 }
             }
             Kind::Udp(u) => {
@@ -1213,7 +1275,10 @@ impl Net {
             return Err(Errno::EMSGSIZE);
         }
         match s.send_slice(data, dest) {
-            Ok(()) => Ok(data.len()),
+            Ok(()) => {
+                self.mark(i);
+                Ok(data.len())
+            }
             Err(udp::SendError::BufferFull) => Err(Errno::EAGAIN),
             Err(udp::SendError::Unaddressable) => Err(Errno::EINVAL),
         }
@@ -1255,48 +1320,9 @@ impl Net {
     /// POLLIN/POLLOUT/POLLERR/POLLHUP/POLLRDHUP of a socket, as Linux reports them.
     pub fn readiness(&self, id: SockId) -> crate::fd::Readiness {
         use crate::fd::Readiness as R;
-        let Some(sock) = self.socks.get(&id) else { return R::ERROR | R::HANGUP };
-        match &sock.kind {
-            Kind::Tcp(t) => {
-                let mut r = R::empty();
-                if t.error.is_some() {
-                    r |= R::ERROR;
-                }
-                if let Some(pool) = &t.pool {
-                    if self.acceptable(pool) > 0 {
-                        r |= R::READABLE;
-                    }
-                    return r;
-                }
-                let Some((i, h)) = t.conn else {
-                    // Never connected: Linux says POLLOUT|POLLHUP.
-                    return r | R::WRITABLE | R::HANGUP;
-                };
-                let s = self.ifaces[i].sockets.get::<tcp::Socket>(h);
-                if t.connecting.is_some() {
-                    return r;
-                }
-                if s.can_recv() || !s.may_recv() || t.shut_rd {
-                    r |= R::READABLE;
-                }
-                if !s.may_recv() || t.shut_rd {
-                    r |= R::RDHUP;
-                }
-                if (s.can_send() && s.send_capacity() - s.send_queue() >= s.send_capacity() / 4) || !s.may_send() || t.shut_wr {
-                    r |= R::WRITABLE;
-                }
-                if s.state() == tcp::State::Closed || s.state() == tcp::State::TimeWait || (t.shut_wr && !s.may_recv()) {
-                    r |= R::HANGUP;
-                }
-                r
-            }
-            Kind::Udp(u) => {
-                let mut r = R::WRITABLE;
-                if u.handles.iter().any(|&(i, h)| self.ifaces[i].sockets.get::<udp::Socket>(h).can_recv()) || u.shut_rd {
-                    r |= R::READABLE;
-                }
-                r
-            }
+        match self.socks.get(&id) {
+            Some(sock) => readiness(&self.ifaces, sock),
+            None => R::ERROR | R::HANGUP,
         }
     }
 
@@ -1330,6 +1356,123 @@ impl Net {
     /// Number of live app sockets (tests).
     pub fn socket_count(&self) -> usize {
         self.socks.len()
+    }
+}
+
+/// Recomputes a socket's signatures: its key and the direction of the change, if any.
+fn refresh(ifaces: &[Iface], sock: &mut Sock, now: u64) -> Option<(WaitKey, crate::fd::Readiness)> {
+    use crate::fd::Readiness as R;
+    update_tcp_state(ifaces, sock, now);
+    let sig = signature(ifaces, sock);
+    let mut events = R::empty();
+    if sock.signature.0 != sig.0 {
+        events |= R::READABLE;
+    }
+    if sock.signature.1 != sig.1 {
+        events |= R::WRITABLE;
+    }
+    sock.signature = sig;
+    (!events.is_empty()).then_some((sock.key, events))
+}
+
+/// Notes connection outcomes: established, refused, reset, timed out.
+fn update_tcp_state(ifaces: &[Iface], sock: &mut Sock, now: u64) {
+    let Kind::Tcp(t) = &mut sock.kind else { return };
+    let Some((i, h)) = t.conn else { return };
+    let state = ifaces[i].sockets.get::<tcp::Socket>(h).state();
+    if let Some(started) = t.connecting {
+        match state {
+            tcp::State::SynSent | tcp::State::SynReceived => {}
+            tcp::State::Closed => {
+                t.connecting = None;
+                let timed_out = now.saturating_sub(started) >= CONNECT_TIMEOUT_MS * 1_000_000;
+                t.error = Some(if timed_out { Errno::ETIMEDOUT } else { Errno::ECONNREFUSED });
+                t.reset = true;
+            }
+            _ => {
+                t.connecting = None;
+                t.established = true;
+            }
+        }
+    } else if t.established && state == tcp::State::Closed && !t.reset && !t.shut_wr {
+        // Closed without our FIN going out: the peer reset the connection.
+        t.reset = true;
+        t.error = Some(Errno::ECONNRESET);
+    }
+}
+
+/// (input, output) signatures: what readers and what writers of the socket would see.
+fn signature(ifaces: &[Iface], sock: &Sock) -> (u64, u64) {
+    use crate::fd::Readiness as R;
+    let r = readiness(ifaces, sock);
+    let input = u64::from((r & !R::WRITABLE).bits());
+    let output = u64::from((r & (R::WRITABLE | R::ERROR | R::HANGUP)).bits());
+    let (a, b) = match &sock.kind {
+        Kind::Tcp(t) => match (t.conn, &t.pool) {
+            (Some((i, h)), _) => {
+                let s = ifaces[i].sockets.get::<tcp::Socket>(h);
+                (s.recv_queue() as u64 | (s.state() as u64) << 40, s.send_queue() as u64 | (s.state() as u64) << 40)
+            }
+            (None, Some(pool)) => (acceptable(ifaces, pool) as u64, 0),
+            _ => (0, 0),
+        },
+        Kind::Udp(u) => u.handles.iter().fold((0, 0), |(a, b), &(i, h)| {
+            let s = ifaces[i].sockets.get::<udp::Socket>(h);
+            (a + s.recv_queue() as u64, b + s.send_queue() as u64)
+        }),
+    };
+    (input ^ a.rotate_left(8), output ^ b.rotate_left(8))
+}
+
+/// Sockets in `pool` that hold a connection accept() can return.
+fn acceptable(ifaces: &[Iface], pool: &[(usize, SocketHandle)]) -> usize {
+    pool.iter().filter(|&&(i, h)| acceptable_state(ifaces[i].sockets.get::<tcp::Socket>(h).state())).count()
+}
+
+/// POLLIN/POLLOUT/POLLERR/POLLHUP/POLLRDHUP of a socket, as Linux reports them.
+fn readiness(ifaces: &[Iface], sock: &Sock) -> crate::fd::Readiness {
+    use crate::fd::Readiness as R;
+    match &sock.kind {
+        Kind::Tcp(t) => {
+            let mut r = R::empty();
+            if t.error.is_some() {
+                r |= R::ERROR;
+            }
+            if let Some(pool) = &t.pool {
+                if acceptable(ifaces, pool) > 0 {
+                    r |= R::READABLE;
+                }
+                return r;
+            }
+            let Some((i, h)) = t.conn else {
+                // Never connected: Linux says POLLOUT|POLLHUP.
+                return r | R::WRITABLE | R::HANGUP;
+            };
+            let s = ifaces[i].sockets.get::<tcp::Socket>(h);
+            if t.connecting.is_some() {
+                return r;
+            }
+            if s.can_recv() || !s.may_recv() || t.shut_rd {
+                r |= R::READABLE;
+            }
+            if !s.may_recv() || t.shut_rd {
+                r |= R::RDHUP;
+            }
+            if (s.can_send() && s.send_capacity() - s.send_queue() >= s.send_capacity() / 4) || !s.may_send() || t.shut_wr {
+                r |= R::WRITABLE;
+            }
+            if s.state() == tcp::State::Closed || s.state() == tcp::State::TimeWait || (t.shut_wr && !s.may_recv()) {
+                r |= R::HANGUP;
+            }
+            r
+        }
+        Kind::Udp(u) => {
+            let mut r = R::WRITABLE;
+            if u.handles.iter().any(|&(i, h)| ifaces[i].sockets.get::<udp::Socket>(h).can_recv()) || u.shut_rd {
+                r |= R::READABLE;
+            }
+            r
+        }
     }
 }
 

@@ -414,11 +414,10 @@ fn recv_iov<P: Platform>(ctx: &mut Ctx<'_, P>, fd: Fd, iov: &[Iovec], flags: Msg
         SOCK_STREAM => STREAM_CHUNK,
         _ => DGRAM_MAX,
     };
-    let mut buf = vec![0u8; total.min(cap)];
     let rf = RecvFlags { peek: flags.contains(MsgFlags::PEEK), waitall: flags.contains(MsgFlags::WAITALL), trunc: flags.contains(MsgFlags::TRUNC) };
-    match s.recv(ctx.platform, &mut buf, rf) {
-        Ok(r) => {
-            scatter(ctx, iov, &buf[..r.len])?;
+    match s.recv_vec(ctx.platform, total.min(cap), rf) {
+        Ok((buf, r)) => {
+            scatter(ctx, iov, &buf)?;
             Ok(Ok(Got { len: r.len, full_len: r.full_len, from: r.from }))
         }
         Err(Errno::EAGAIN) => wait(ctx, &d, flags.contains(MsgFlags::DONTWAIT), s.timeouts().recv, Errno::EAGAIN).map(Err),

@@ -2,15 +2,17 @@
 //! to 1514 bytes, the MAC address from the device's configuration.
 //!
 //! Receive: every descriptor of the receive queue owns one fixed 2 KiB slot of a DMA block,
-//! posted once at attach time and re-posted as soon as its frame has been copied out, so the
-//! device always has buffers. The device's interrupt only raises [`PENDING`] (and wakes the
-//! scheduler); frames are taken by the network stack's poll, under the driver lock, never in
-//! the interrupt handler.
+//! posted once at attach time and re-posted as soon as the network stack has read its frame
+//! in place (the stack borrows the slot; nothing is copied). The device's interrupt only
+//! raises [`PENDING`] (and wakes the scheduler); frames are taken by the network stack's
+//! poll, never in the interrupt handler.
 //!
-//! Transmit: a frame is copied into a free 2 KiB slot and published; slots come back when the
-//! device returns them, which is checked on the next transmit (transmit completions raise no
-//! interrupt: VIRTQ_AVAIL_F_NO_INTERRUPT). Notifications to the device are batched: a
-//! receive poll re-posts all it consumed with one notification.
+//! Transmit: the stack builds each frame directly in a free 2 KiB slot, which is published;
+//! slots come back when the device returns them, which is checked on the next transmit
+//! (transmit completions raise no interrupt: VIRTQ_AVAIL_F_NO_INTERRUPT). Notifications to
+//! the device are batched: the stack's poll queues its frames and notifies once
+//! ([`flush`]); a receive poll re-posts all it consumed with one notification. Neither is
+//! sent while the device says it is already looking (VIRTQ_USED_F_NO_NOTIFY).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -53,6 +55,8 @@ pub struct NetDevice {
     tx_free: Vec<u16>,
     /// Receive buffers re-posted since the last notification.
     rx_unnotified: u16,
+    /// Frames queued for sending since the last notification.
+    tx_unnotified: u16,
 }
 
 static DEVICE: Mutex<Option<NetDevice>> = Mutex::new(None);
@@ -114,6 +118,7 @@ pub fn attach(mut t: Box<dyn Transport>, vector: u8, slot: &'static IrqSlot) {
         tx_slot_of: alloc::vec![0; tx_slots],
         tx_free: (0..tx_slots as u16).rev().collect(),
         rx_unnotified: 0,
+        tx_unnotified: 0,
     };
     for s in 0..rx_slots as u16 {
         dev.post_rx(s);
@@ -153,34 +158,39 @@ impl NetDevice {
         self.rx_unnotified += 1;
     }
 
-    /// Copies the oldest received frame into `out`; None when none is waiting.
-    fn receive(&mut self, out: &mut [u8]) -> Option<usize> {
+    /// Tells the device about re-posted receive buffers, unless it said it needs no telling.
+    fn notify_rx(&mut self) {
+        if self.rx_unnotified > 0 {
+            if self.rx.device_wants_notify() {
+                self.transport.notify(RX_QUEUE);
+            }
+            self.rx_unnotified = 0;
+        }
+    }
+
+    /// The oldest received frame: its slot (taken off the ring until [`NetDevice::repost`])
+    /// and length. None when none is waiting. Buffers too short or too long are re-posted.
+    fn take_rx(&mut self) -> Option<(u16, usize)> {
         loop {
             let Some((head, len)) = self.rx.pop_used() else {
-                if self.rx_unnotified > 0 {
-                    self.transport.notify(RX_QUEUE);
-                    self.rx_unnotified = 0;
-                }
+                self.notify_rx();
                 return None;
             };
             let s = self.rx_slot_of[usize::from(head)];
             let len = len as usize;
-            let got = if len > HDR && len - HDR <= out.len() {
-                let n = len - HDR;
-                self.rx_mem.read(usize::from(s) * SLOT + HDR, &mut out[..n]);
-                Some(n)
-            } else {
-                log::debug!("virtio-net: dropped a received buffer of {len} bytes");
-                None
-            };
-            self.post_rx(s);
-            if self.rx_unnotified >= RX_NOTIFY_BATCH {
-                self.transport.notify(RX_QUEUE);
-                self.rx_unnotified = 0;
+            if len > HDR && len - HDR <= FRAME_MAX {
+                return Some((s, len - HDR));
             }
-            if got.is_some() {
-                return got;
-            }
+            log::debug!("virtio-net: dropped a received buffer of {len} bytes");
+            self.repost(s);
+        }
+    }
+
+    /// Gives receive slot `s` back to the device (notifying it once per batch).
+    fn repost(&mut self, s: u16) {
+        self.post_rx(s);
+        if self.rx_unnotified >= RX_NOTIFY_BATCH {
+            self.notify_rx();
         }
     }
 
@@ -191,29 +201,53 @@ impl NetDevice {
         }
     }
 
-    fn transmit(&mut self, frame: &[u8]) -> Result<(), Errno> {
-        if frame.len() > FRAME_MAX {
+    fn can_transmit(&mut self) -> bool {
+        if self.tx_free.is_empty() {
+            self.reclaim_tx();
+        }
+        !self.tx_free.is_empty()
+    }
+
+    /// Queues a frame of `len` bytes that `fill` builds in a transmit slot; the device hears
+    /// of it at the next [`NetDevice::flush`].
+    fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), Errno> {
+        if len > FRAME_MAX {
             return Err(Errno::EMSGSIZE);
         }
-        self.reclaim_tx();
-        let Some(s) = self.tx_free.pop() else {
+        if !self.can_transmit() {
             let n = TX_FULL.fetch_add(1, Ordering::Relaxed);
             if n.is_power_of_two() {
                 log::warn!("virtio-net: transmit queue full ({} times)", n + 1);
             }
             return Err(Errno::EAGAIN);
-        };
+        }
+        let s = self.tx_free.pop().expect("checked by can_transmit");
         let off = usize::from(s) * SLOT;
         self.tx_mem.write(off, &[0u8; HDR]);
-        self.tx_mem.write(off + HDR, frame);
-        let buf = Buffer { phys: self.tx_mem.phys_at(off), len: (HDR + frame.len()) as u32, device_writes: false };
+        assert!(off + HDR + len <= self.tx_mem.len, "transmit slot beyond the DMA block");
+        // SAFETY: slot `s` (SLOT bytes at `off`, inside `tx_mem`, which this driver owns for
+        // good) is on the free list: the device does not read it until it is published below,
+        // and nothing else refers to it. `HDR + len <= SLOT` (len <= FRAME_MAX).
+        let frame = unsafe { core::slice::from_raw_parts_mut(self.tx_mem.virt(off + HDR) as *mut u8, len) };
+        fill(frame);
+        let buf = Buffer { phys: self.tx_mem.phys_at(off), len: (HDR + len) as u32, device_writes: false };
         let Some(head) = self.tx.submit(&[buf]) else {
             self.tx_free.push(s);
             return Err(Errno::EAGAIN);
         };
         self.tx_slot_of[usize::from(head)] = s;
-        self.transport.notify(TX_QUEUE);
+        self.tx_unnotified += 1;
         Ok(())
+    }
+
+    /// Tells the device about the frames queued since the last call.
+    fn flush(&mut self) {
+        if self.tx_unnotified > 0 {
+            if self.tx.device_wants_notify() {
+                self.transport.notify(TX_QUEUE);
+            }
+            self.tx_unnotified = 0;
+        }
     }
 }
 
@@ -222,12 +256,54 @@ pub fn mac() -> Option<[u8; 6]> {
     *MAC.lock()
 }
 
-pub fn transmit(frame: &[u8]) -> Result<(), Errno> {
-    DEVICE.lock().as_mut().ok_or(Errno::ENODEV)?.transmit(frame)
+/// Queues a frame of `len` bytes built in place by `fill` (see [`flush`]).
+pub fn transmit(len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), Errno> {
+    DEVICE.lock().as_mut().ok_or(Errno::ENODEV)?.transmit(len, fill)
 }
 
-pub fn receive(out: &mut [u8]) -> Option<usize> {
-    DEVICE.lock().as_mut()?.receive(out)
+/// Whether a frame can be queued now.
+pub fn can_transmit() -> bool {
+    DEVICE.lock().as_mut().is_some_and(NetDevice::can_transmit)
+}
+
+/// Notifies the device of the frames queued since the last flush.
+pub fn flush() {
+    if let Some(d) = DEVICE.lock().as_mut() {
+        d.flush();
+    }
+}
+
+/// Whether a received frame is waiting. When none is, the device hears of the receive
+/// buffers re-posted since its last notification.
+pub fn rx_ready() -> bool {
+    let mut guard = DEVICE.lock();
+    let Some(d) = guard.as_mut() else { return false };
+    if d.rx.has_used() {
+        return true;
+    }
+    d.notify_rx();
+    false
+}
+
+/// Hands the oldest received frame to `take`, in place in its receive slot; false when none
+/// is waiting. The driver lock is not held while `take` runs (it may transmit).
+pub fn receive(take: &mut dyn FnMut(&[u8])) -> bool {
+    let (s, len, addr) = {
+        let mut guard = DEVICE.lock();
+        let Some(d) = guard.as_mut() else { return false };
+        let Some((s, len)) = d.take_rx() else { return false };
+        (s, len, d.rx_mem.virt(usize::from(s) * SLOT + HDR))
+    };
+    // SAFETY: `len <= FRAME_MAX`, so the frame lies inside slot `s` of the receive block,
+    // which the driver owns for good (the device is never detached). `take_rx` took the slot
+    // off the ring: the device does not write it until `repost` below, after the borrow ends,
+    // and no other code refers to a slot that is off the ring.
+    let frame = unsafe { core::slice::from_raw_parts(addr as *const u8, len) };
+    take(frame);
+    if let Some(d) = DEVICE.lock().as_mut() {
+        d.repost(s);
+    }
+    true
 }
 
 /// Whether the device interrupted since the last call (frames may be waiting). A device

@@ -104,6 +104,13 @@ impl Virtqueue {
         self.write16(self.layout.avail, 1);
     }
 
+    /// Whether the device wants to hear of newly published buffers: it sets
+    /// VIRTQ_USED_F_NO_NOTIFY while it is working through the queue anyway. Read after
+    /// [`Virtqueue::submit`] (whose fence orders it after the new index).
+    pub fn device_wants_notify(&self) -> bool {
+        self.read16(self.layout.used) & 1 == 0
+    }
+
     /// Whether the device has returned a chain we have not consumed.
     pub fn has_used(&self) -> bool {
         self.read16(self.layout.used + 2) != self.last_used
