@@ -5,10 +5,12 @@
 //! [`Platform::net_flush`] once a poll has queued its frames.
 
 use alloc::vec;
-use core::cell::Cell;
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
 
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpAddress, IpEndpoint, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket};
 
 use crate::platform::Platform;
 
@@ -17,6 +19,69 @@ pub struct PlatformDevice<'p> {
     platform: &'p dyn Platform,
     /// Frames of [`FULL_FRAME`] bytes or more sent through this view.
     full_frames: Cell<u32>,
+    /// Where received frames are noted, if the stack asks.
+    log: Option<&'p RefCell<RxLog>>,
+}
+
+/// What came in during a poll, for the stack to re-examine only the sockets concerned.
+#[derive(Debug, Default)]
+pub struct RxLog {
+    /// TCP segments without SYN: (source, destination port).
+    pub segments: Vec<(IpEndpoint, u16)>,
+    /// Something else came in (a SYN, a datagram, ARP, ICMP...): any socket may have changed.
+    pub other: bool,
+    /// The last frame could have changed a listening socket's pool (a SYN or a reset, or not
+    /// TCP).
+    pub last_control: bool,
+}
+
+impl RxLog {
+    fn note(&mut self, frame: &[u8]) {
+        match tcp_segment(frame) {
+            Some((from, port, flags)) => {
+                if flags.syn {
+                    self.other = true;
+                } else {
+                    self.segments.push((from, port));
+                }
+                self.last_control = flags.syn || flags.rst;
+            }
+            None => {
+                self.other = true;
+                self.last_control = true;
+            }
+        }
+    }
+}
+
+struct Flags {
+    syn: bool,
+    rst: bool,
+}
+
+/// The source and destination port of a TCP segment in an Ethernet frame, with its flags;
+/// None for anything else (and for IPv4 fragments or IPv6 extension headers).
+fn tcp_segment(frame: &[u8]) -> Option<(IpEndpoint, u16, Flags)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let (src, payload) = match eth.ethertype() {
+        EthernetProtocol::Ipv4 => {
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+                return None;
+            }
+            (IpAddress::Ipv4(ip.src_addr()), ip.payload())
+        }
+        EthernetProtocol::Ipv6 => {
+            let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+            if ip.next_header() != IpProtocol::Tcp {
+                return None;
+            }
+            (IpAddress::Ipv6(ip.src_addr()), ip.payload())
+        }
+        _ => return None,
+    };
+    let tcp = TcpPacket::new_checked(payload).ok()?;
+    Some((IpEndpoint::new(src, tcp.src_port()), tcp.dst_port(), Flags { syn: tcp.syn(), rst: tcp.rst() }))
 }
 
 /// A frame this long carries a full TCP segment: its socket may have more to send.
@@ -24,7 +89,12 @@ const FULL_FRAME: usize = 1024;
 
 impl<'p> PlatformDevice<'p> {
     pub fn new(platform: &'p dyn Platform) -> Self {
-        PlatformDevice { platform, full_frames: Cell::new(0) }
+        PlatformDevice { platform, full_frames: Cell::new(0), log: None }
+    }
+
+    /// A view that notes each received frame in `log`.
+    pub fn logging(platform: &'p dyn Platform, log: &'p RefCell<RxLog>) -> Self {
+        PlatformDevice { platform, full_frames: Cell::new(0), log: Some(log) }
     }
 
     /// How many frames of a full segment's size were sent through this view: after a round
@@ -38,6 +108,7 @@ impl<'p> PlatformDevice<'p> {
 /// A frame waiting in the device: taken when smoltcp consumes the token.
 pub struct RxToken<'p> {
     platform: &'p dyn Platform,
+    log: Option<&'p RefCell<RxLog>>,
 }
 
 /// Permission to send one frame.
@@ -50,7 +121,12 @@ impl phy::RxToken for RxToken<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         let mut f = Some(f);
         let mut r = None;
-        self.platform.net_receive(&mut |frame| r = f.take().map(|f| f(frame)));
+        self.platform.net_receive(&mut |frame| {
+            if let Some(log) = self.log {
+                log.borrow_mut().note(frame);
+            }
+            r = f.take().map(|f| f(frame));
+        });
         match (r, f) {
             (Some(r), _) => r,
             // The frame announced by `net_rx_ready` is gone: smoltcp skips an empty frame.
@@ -94,7 +170,7 @@ impl Device for PlatformDevice<'_> {
         if !self.platform.net_rx_ready() {
             return None;
         }
-        Some((RxToken { platform: self.platform }, TxToken { platform: self.platform, full_frames: &self.full_frames }))
+        Some((RxToken { platform: self.platform, log: self.log }, TxToken { platform: self.platform, full_frames: &self.full_frames }))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_>> {

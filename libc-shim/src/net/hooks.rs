@@ -21,7 +21,7 @@ impl Process {
     }
 
     /// Runs the network stack: the kernel calls this when the network device interrupts and
-    /// when [`Process::net_poll_at`] is due. Threads whose sockets changed are listed in
+    /// when [`Process::net_poll_at`] is due (which the stack remembers). Threads whose sockets changed are listed in
     /// [`Process::take_woken`].
     pub fn net_poll<P: Platform>(&mut self, platform: &P, now: u64) {
         if self.net.started().is_none() && platform.net_mac().is_none() {
@@ -30,9 +30,14 @@ impl Process {
         let stack = self.net.stack(platform).clone();
         let lease = {
             let mut net = stack.lock();
-            // Timers may have changed sockets without a packet (a connect timing out): every
-            // interface runs and every socket is looked at.
-            net.poll_all(Some(platform), now);
+            // When the stack's deadline has come, timers may have changed sockets without a
+            // packet: every interface runs and every socket is looked at. Otherwise the device
+            // interrupted: what arrived is taken in, as a socket call does.
+            if net.timers_due(now) {
+                net.poll_all(Some(platform), now);
+            } else {
+                net.poll(Some(platform), now);
+            }
             net.take_lease_change().then(|| net.lease()).flatten()
         };
         if let Some(l) = lease

@@ -14,12 +14,15 @@
 //! their wait keys queued for `Process::notify`.
 //!
 //! Wakeups: a socket's readiness changes only (1) by an operation on it (the caller's
-//! [`Net::touch`]), (2) by a packet coming in (any poll that takes packets in, on either
-//! interface, re-examines every socket), (3) by a timer (the kernel's [`Net::poll_all`]
-//! re-examines every socket), or (4) by datagrams leaving a UDP socket's queue (re-examined
-//! after any poll that sends). A poll that only sends TCP segments changes no other socket's
-//! readiness: sending moves no queue and no state a reader or writer waits for (FIN and RST
-//! go out of sockets already shut down or closed).
+//! [`Net::touch`]), (2) by a packet coming in, (3) by a timer (the kernel's
+//! [`Net::poll_all`] re-examines every socket), or (4) by datagrams leaving a UDP socket's
+//! queue (re-examined after any poll that sends). For (2): a TCP segment without SYN that
+//! came in over Ethernet can only have changed the connection with its (peer, local port),
+//! looked up in [`Net::by_tuple`] and checked against the smoltcp socket, which is
+//! re-examined alone; anything else (a SYN, a segment for no known connection, a datagram,
+//! ARP, anything on loopback) re-examines every socket. A poll that only sends TCP segments
+//! changes no other socket's readiness: sending moves no queue and no state a reader or
+//! writer waits for (FIN and RST go out of sockets already shut down or closed).
 //!
 //! This module knows nothing of app memory, fds or threads.
 
@@ -35,7 +38,7 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Cidr};
 
 use super::addr::{Family, is_loopback};
-use super::device::PlatformDevice;
+use super::device::{PlatformDevice, RxLog};
 use crate::errno::Errno;
 use crate::fd::WaitKey;
 use crate::platform::Platform;
@@ -108,6 +111,8 @@ struct Tcp {
     connecting: Option<u64>,
     /// Whether the connection was ever established.
     established: bool,
+    /// The connection's (peer, local port) in [`Net::by_tuple`] (Ethernet connections).
+    tuple: Option<(IpEndpoint, u16)>,
     /// SO_ERROR: reported once by getsockopt, or by the next operation.
     error: Option<Errno>,
     /// The connection was reset (or timed out) rather than closed by a FIN.
@@ -227,6 +232,15 @@ pub struct Net {
     last_now: u64,
     /// Interfaces (bit per index) an operation left something to send since their last poll.
     dirty: u8,
+    /// Ethernet connections by (peer, local port): a segment that came in names the one
+    /// socket it may have changed.
+    by_tuple: BTreeMap<(IpEndpoint, u16), SockId>,
+    /// The frames the last Ethernet poll took in (kept for its allocation).
+    rx_log: RxLog,
+    /// The earliest deadline of the sockets when [`Net::poll_at`] last looked (monotonic ns).
+    deadline: Option<u64>,
+    /// How many app sockets are UDP.
+    udp_socks: usize,
 }
 
 fn instant(ns: u64) -> Instant {
@@ -260,6 +274,10 @@ impl Net {
             lease_changed: false,
             last_now: 0,
             dirty: 0,
+            by_tuple: BTreeMap::new(),
+            rx_log: RxLog::default(),
+            deadline: Some(0),
+            udp_socks: 0,
         }
     }
 
@@ -399,39 +417,65 @@ impl Net {
         let now = now.max(self.last_now);
         self.last_now = now;
         let ts = instant(now);
-        let mut ingress = false;
+        // Every socket, or those the segments that came in name.
+        let mut refresh_all = all;
+        let mut segments = false;
         let mut sent_udp = false;
         for i in 0..self.ifaces.len() {
             let dirty = self.dirty & (1 << i) != 0;
-            let moved = if i == ETH {
+            if i == ETH {
                 let Some(p) = platform else { continue };
                 if !(all || dirty || p.net_rx_ready()) {
                     continue;
                 }
                 let (took, sent) = self.poll_eth(p, ts);
-                ingress |= took;
+                refresh_all |= took && self.rx_log.other;
+                segments |= took;
                 sent_udp |= sent;
-                true
             } else {
                 if !(all || dirty) {
                     continue;
                 }
-                self.poll_loopback(ts)
-            };
+                refresh_all |= self.poll_loopback(ts);
+            }
             self.dirty &= !(1 << i);
-            ingress |= moved && i == LO;
         }
         // A new or lost lease changes what sockets can do (a connect may now route).
         if self.dhcp.is_some() && self.poll_dhcp() {
-            ingress = true;
+            refresh_all = true;
         }
         self.reap_orphans();
-        if all || ingress {
+        if !refresh_all && segments {
+            refresh_all = !self.refresh_segments(now);
+        }
+        if refresh_all {
             self.refresh_signatures(now);
-        } else if sent_udp {
+        } else if sent_udp && self.udp_socks > 0 {
             // Datagrams another socket queued may have left: room for a blocked sender.
             self.refresh_udp(now);
         }
+        self.rx_log.segments.clear();
+        self.rx_log.other = false;
+    }
+
+    /// Re-examines the sockets the TCP segments of the last Ethernet poll were for; false
+    /// when a segment is not for a known connection (it may have been for a listening
+    /// socket's pool or anything else: the caller re-examines every socket).
+    fn refresh_segments(&mut self, now: u64) -> bool {
+        let mut pending = self.pending.lock();
+        for &(peer, port) in &self.rx_log.segments {
+            let Some(sock) = self.by_tuple.get(&(peer, port)).and_then(|id| self.socks.get_mut(id)) else { return false };
+            // The smoltcp socket must still hold that connection: then the segment was its.
+            let Kind::Tcp(Tcp { conn: Some((ETH, h)), .. }) = sock.kind else { return false };
+            let s = self.ifaces[ETH].sockets.get::<tcp::Socket>(h);
+            if s.remote_endpoint() != Some(peer) || s.local_endpoint().map(|e| e.port) != Some(port) {
+                return false;
+            }
+            if let Some(change) = refresh(&self.ifaces, sock, now) {
+                pending.push(change);
+            }
+        }
+        true
     }
 
     /// Loopback: packets go round (each send is the other end's receive) until none move;
@@ -474,20 +518,25 @@ impl Net {
     /// sent any).
     fn poll_eth(&mut self, platform: &dyn Platform, ts: Instant) -> (bool, bool) {
         let mut took = false;
+        let log = core::cell::RefCell::new(core::mem::take(&mut self.rx_log));
         loop {
             let r = {
                 let Iface { iface, sockets, .. } = &mut self.ifaces[ETH];
-                iface.poll_ingress_single(ts, &mut PlatformDevice::new(platform), sockets)
+                iface.poll_ingress_single(ts, &mut PlatformDevice::logging(platform, &log), sockets)
             };
             match r {
                 PollIngressSingleResult::None => break,
                 PollIngressSingleResult::PacketProcessed => took = true,
                 PollIngressSingleResult::SocketStateChanged => {
                     took = true;
-                    self.refill_listeners(ETH);
+                    // Only a SYN or a reset (or what is not TCP) changes a listening pool.
+                    if log.borrow().last_control {
+                        self.refill_listeners(ETH);
+                    }
                 }
             }
         }
+        self.rx_log = log.into_inner();
         let Iface { iface, sockets, .. } = &mut self.ifaces[ETH];
         iface.poll_maintenance(ts);
         let mut sent = false;
@@ -546,9 +595,16 @@ impl Net {
                 best = Some(best.map_or(ns, |b| b.min(ns)));
             }
         }
+        self.deadline = best;
         // Something the last poll could not move (a full device queue): try again shortly
         // rather than spinning.
         best.map(|b| if b <= self.last_now { self.last_now + 1_000_000 } else { b })
+    }
+
+    /// Whether the stack's deadline, as [`Net::poll_at`] last computed it, has come: the
+    /// kernel's poll then runs everything ([`Net::poll_all`]) rather than what arrived.
+    pub fn timers_due(&self, now: u64) -> bool {
+        self.deadline.is_some_and(|d| d <= now)
     }
 
     /// Drops orphaned connections that smoltcp has finished with.
@@ -615,7 +671,10 @@ impl Net {
         self.next_id += 1;
         let kind = match proto {
             Proto::Tcp => Kind::Tcp(Tcp::default()),
-            Proto::Udp => Kind::Udp(Udp::default()),
+            Proto::Udp => {
+                self.udp_socks += 1;
+                Kind::Udp(Udp::default())
+            }
         };
         let mut opts = SockOpts::new();
         opts.v6only = false;
@@ -980,12 +1039,16 @@ impl Net {
         let local = s.local_endpoint().map(IpListenEndpoint::from);
         apply_tcp_opts(s, &opts, i);
         let new = self.create(family, Proto::Tcp, key);
+        let tuple = (i == ETH).then(|| local.map(|l| (peer, l.port))).flatten();
         let sock = self.socks.get_mut(&new).expect("just created");
         sock.opts = opts;
-        let _ = local;
         if let Kind::Tcp(t) = &mut sock.kind {
             t.conn = Some((i, h));
             t.established = true;
+            t.tuple = tuple;
+        }
+        if let Some(k) = tuple {
+            self.by_tuple.insert(k, new);
         }
         self.refill_listeners(i);
         Ok((new, peer))
@@ -1024,10 +1087,15 @@ impl Net {
             log::debug!("net: connect to {remote}: {e:?}");
             return Err(Errno::EADDRNOTAVAIL);
         }
+        let tuple = (i == ETH).then(|| sref.local_endpoint().map(|l| (remote, l.port))).flatten();
         if let Kind::Tcp(t) = &mut self.sock_mut(id)?.kind {
             t.conn = Some((i, h));
             t.connecting = Some(now);
             t.error = None;
+            t.tuple = tuple;
+        }
+        if let Some(k) = tuple {
+            self.by_tuple.insert(k, id);
         }
         self.mark(i);
         Err(Errno::EINPROGRESS)
@@ -1044,6 +1112,9 @@ impl Net {
                 // The failed attempt leaves the socket unconnected (it may try again).
                 if let Some((i, h)) = t.conn.take() {
                     self.ifaces[i].sockets.remove(h);
+                }
+                if let Some(k) = t.tuple.take() {
+                    self.by_tuple.remove(&k);
                 }
                 Err(e)
             }
@@ -1196,6 +1267,9 @@ impl Net {
         let Some(sock) = self.socks.remove(&id) else { return };
         match sock.kind {
             Kind::Tcp(t) => {
+                if let Some(k) = t.tuple {
+                    self.by_tuple.remove(&k);
+                }
                 if let Some((i, h)) = t.conn {
                     let s = self.ifaces[i].sockets.get_mut::<tcp::Socket>(h);
                     if sock.opts.linger == Some(0) || s.recv_queue() > 0 || t.connecting.is_some() {
@@ -1208,6 +1282,7 @@ impl Net {
                 }
             }
             Kind::Udp(u) => {
+                self.udp_socks -= 1;
                 for (i, h) in u.handles {
                     self.ifaces[i].sockets.remove(h);
                 }
