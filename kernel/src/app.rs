@@ -334,7 +334,7 @@ fn bring_network_up() {
     loop {
         let now = clock::monotonic_ns();
         let (up, next) = with_process(|p| {
-            p.net_poll(&KernelPlatform, now);
+            p.net_poll_everything(&KernelPlatform, now);
             (p.net_address().is_some(), p.net_poll_at(now))
         });
         if up {
@@ -363,7 +363,7 @@ pub fn drain_network() {
         let unsent = {
             let Some(mut guard) = APP.try_lock() else { return };
             let Some(app) = guard.as_mut() else { return };
-            app.process.net_poll(&KernelPlatform, now);
+            app.process.net_poll_everything(&KernelPlatform, now);
             app.process.net_unsent()
         };
         if !unsent || now >= deadline {

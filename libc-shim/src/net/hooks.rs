@@ -24,6 +24,18 @@ impl Process {
     /// when [`Process::net_poll_at`] is due (which the stack remembers). Threads whose sockets changed are listed in
     /// [`Process::take_woken`].
     pub fn net_poll<P: Platform>(&mut self, platform: &P, now: u64) {
+        self.run_net(platform, now, false);
+    }
+
+    /// [`Process::net_poll`] that runs every interface and looks at every socket whether or
+    /// not the stack's deadline has come: for the kernel's loops that wait on the network
+    /// (the DHCP lease at boot, unacknowledged data at exit), which do not ask
+    /// [`Process::net_poll_at`] first.
+    pub fn net_poll_everything<P: Platform>(&mut self, platform: &P, now: u64) {
+        self.run_net(platform, now, true);
+    }
+
+    fn run_net<P: Platform>(&mut self, platform: &P, now: u64, everything: bool) {
         if self.net.started().is_none() && platform.net_mac().is_none() {
             return;
         }
@@ -33,7 +45,7 @@ impl Process {
             // When the stack's deadline has come, timers may have changed sockets without a
             // packet: every interface runs and every socket is looked at. Otherwise the device
             // interrupted: what arrived is taken in, as a socket call does.
-            if net.timers_due(now) {
+            if everything || net.timers_due(now) {
                 net.poll_all(Some(platform), now);
             } else {
                 net.poll(Some(platform), now);
