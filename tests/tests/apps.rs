@@ -337,7 +337,8 @@ fn nginx_under_wrk_with_100_connections() {
 /// nginx from a rootfs, logs on a volume: bodies byte for byte, a 404, stub_status, then
 /// (with `load`) wrk; the logs read back from the volume after the VM is killed.
 fn nginx_case(load: bool) {
-    let dir = tmpdir("nginx");
+    // Each case its own folder: both run at once, and each recreates its volume.
+    let dir = tmpdir(if load { "nginx-load" } else { "nginx" });
     let root = dir.join("root");
     fs::create_dir_all(root.join("etc/nginx")).unwrap();
     fs::create_dir_all(root.join("www")).unwrap();
