@@ -25,9 +25,13 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 # The package recipes (packages/, bake pkg) unpack Debian's .orig tarballs: zlib's is .bz2.
 command -v bzip2 >/dev/null 2>&1 || need+=(bzip2)
+# The openssl recipe's Configure is Perl and needs modules perl-base lacks (IPC::Cmd).
+perl -MIPC::Cmd -e 1 >/dev/null 2>&1 || need+=(perl)
 # The network tests load servers with wrk and curl.
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# tests/tests/apps.rs makes a throwaway certificate for nginx's TLS test with openssl req.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # tests/tests/apps.rs drives redis from the host with redis-cli and redis-benchmark.
 command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
 # ... and memcached with memcslap.

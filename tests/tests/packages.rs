@@ -3,7 +3,7 @@
 //! program (cached by content), and every program passes its smoke test under Kiln.
 //!
 //! Builds go to `<target>/kiln-pkg` (`KILN_CACHE`), so a second run only re-tests; in CI
-//! everything builds once (about 10 minutes on 2 cores).
+//! everything builds once (about 12-15 minutes on 2 cores; openssl alone takes 2-3).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,7 +47,7 @@ const PROGRAMS: [&str; 7] = [
     "rust-http",
     "sqlite3",
 ];
-const LIBRARIES: [&str; 3] = ["libevent", "pcre2", "zlib"];
+const LIBRARIES: [&str; 4] = ["libevent", "openssl", "pcre2", "zlib"];
 
 #[test]
 fn every_recipe_validates_and_is_listed() {
@@ -83,7 +83,7 @@ fn info_shows_source_dependencies_and_test() {
     assert_eq!(got.status, Some(0), "{got}");
     for needle in [
         "nginx 1.22.1",
-        "dependencies: pcre2, zlib",
+        "dependencies: pcre2, zlib, openssl",
         "apt-get source --download-only nginx=1.22.1-9+deb12u9",
         "sha256:     9ebb333a9e82b952acd3e2b4aeb1d4ff6406f72491bab6cd9fe69f0dea737f31",
         "program:      objs/nginx",
