@@ -655,14 +655,17 @@ fn wall_clock_follows_the_host_closely() {
 
 /// The guest's clocks run at the host's rate: 15 s by the guest's clock are 15 s on the host's,
 /// to within 60 ms (the TSC's frequency was measured 0.6-1.2% high before, from one PIT
-/// reading at each end that a host preemption could stretch).
+/// reading at each end that a host preemption could stretch). A line reaches the host late when
+/// the host is busy, never early: the offset at each end is that of its burst's least delayed
+/// line.
 #[test]
 fn guest_clock_rate_matches_the_host() {
     let lines = guest_and_host_clocks(&["15"]);
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    let guest_ms = (lines[1].0 - lines[0].0) / 1_000_000;
-    let host_ms = (lines[1].1 - lines[0].1) / 1_000_000;
+    assert_eq!(lines.len(), 10, "{lines:?}");
+    let lag = |burst: &[(i128, i128)]| burst.iter().map(|(g, h)| h - g).min().expect("lines");
+    let guest_ms = (lines[5].0 - lines[4].0) / 1_000_000;
     assert!(guest_ms >= 15_000, "the guest slept {guest_ms} ms by its own clock");
-    eprintln!("clock rate: guest {guest_ms} ms, host {host_ms} ms");
-    assert!((host_ms - guest_ms).abs() < 60, "15 s apart by the guest's clock, {host_ms} ms by the host's (guest {guest_ms} ms)");
+    let drift_ms = (lag(&lines[5..]) - lag(&lines[..5])) / 1_000_000;
+    eprintln!("clock rate: over 15 s by the guest's clock, the host's ran {drift_ms} ms more");
+    assert!(drift_ms.abs() < 60, "15 s by the guest's clock were {} ms by the host's", guest_ms + drift_ms);
 }
