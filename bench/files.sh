@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+. bench/lib.sh
 
 MIB=${MIB:-32}
 NFILES=${NFILES:-2000}
@@ -55,7 +56,6 @@ disk_mib=$((MIB * 2 + 64))
 
 field() { sed -n "s/^$2=//p" "$1" | head -n1; }
 # Rate ratio a/b (e.g. Kiln MB/s over native MB/s: above 1 means Kiln is faster).
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b == 0) print "n/a"; else printf "%.2fx", a/b }'; }
 ms() { awk -v a="$1" 'BEGIN{ if (a !~ /^[0-9]+$/) print "n/a"; else printf "%.3f", a/1e6 }'; }
 # A run's figures, or why it has none: each run's output is kept in $fo/LABEL.txt.
 ok() { grep -q '^done=1' "$fo/$1.txt" 2>/dev/null; }
@@ -379,14 +379,6 @@ EOF
 
 printf '%s\n' "$section" >"$fo/section.md"  # for a later run's BEFORE=
 log "writing section (f) of $report"
-if [ -f "$report" ] && grep -q '^## (f) Files' "$report"; then
-    SECTION=$section awk '
-        /^## \(f\) Files/ { print ENVIRON["SECTION"]; skip = 1; next }
-        skip && /^## / { skip = 0; print "" }
-        !skip { print }
-    ' "$report" >"$report.tmp"
-    mv "$report.tmp" "$report"
-else
-    printf '\n%s\n' "$section" >>"$report"
-fi
+printf '%s\n' "$section" >"$out/section.md"
+write_section "$report" f "$out/section.md"
 printf '%s\n' "$section"

@@ -19,6 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+. bench/lib.sh
 
 SECS=${SECS:-10}
 CONNS=${CONNS:-32}
@@ -165,7 +166,6 @@ cat "$results" >&2
 val() { awk -v s="$1" -v l="$2" -v k="$3" '$1 == s && $2 == l { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$results"; }
 # Latencies from wrk come with units (us, ms, s): in microseconds.
 us() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1e6 } else print "n/a" }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b == 0) print "n/a"; else printf "%.2fx", a/b }'; }
 
 row() { # row LABEL LOAD KEY [us]
     local label=$1 load=$2 key=$3 conv=${4:-}
@@ -237,13 +237,6 @@ section=$(mktemp)
     fi
 } >"$section"
 cat "$section"
-if [ -f "$report" ] && grep -q '^## (g) Network' "$report"; then
-    awk -v f="$section" '
-        /^## \(g\) Network/ { while ((getline l < f) > 0) print l; skip = 1; next }
-        skip && /^## / { skip = 0 }
-        !skip' "$report" >"$report.new" && mv "$report.new" "$report"
-else
-    { echo; cat "$section"; } >>"$report"
-fi
+write_section "$report" g "$section"
 rm -f "$section"
 log "section (g) written to $report"

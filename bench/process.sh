@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+. bench/lib.sh
 
 N_CREATE=${N_CREATE:-2000}
 N_FUTEX=${N_FUTEX:-20000}
@@ -32,7 +33,6 @@ fi
 musl-gcc -static -O2 -Wall -o "$out/proc_bench" bench/proc_bench.c
 
 field() { sed -n "s/^$1=//p" | head -n1; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b == 0) print "n/a"; else printf "%.2fx", a/b }'; }
 
 # One Kiln run; prints the ns figure, or "failed (status S: first stderr line)".
 kiln_ns() {  # mode n
@@ -133,15 +133,6 @@ EOF
 )
 
 log "writing section (e) of $report"
-if [ -f "$report" ] && grep -q '^## (e) Process model' "$report"; then
-    # Replace from the section's heading to the next "## " heading (or the end).
-    SECTION=$section awk '
-        /^## \(e\) Process model/ { print ENVIRON["SECTION"]; skip = 1; next }
-        skip && /^## / { skip = 0; print "" }
-        !skip { print }
-    ' "$report" >"$report.tmp"
-    mv "$report.tmp" "$report"
-else
-    printf '\n%s\n' "$section" >>"$report"
-fi
+printf '%s\n' "$section" >"$out/section.md"
+write_section "$report" e "$out/section.md"
 printf '%s\n' "$section"

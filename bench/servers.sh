@@ -52,6 +52,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+. bench/lib.sh
 
 RUNS=${RUNS:-5}
 REDIS_N=${REDIS_N:-10000}
@@ -197,7 +198,6 @@ qemu_rss_mib() {
     awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status"
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 has_part() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
@@ -504,13 +504,6 @@ section=$(mktemp)
     echo "  logs and tool outputs: bench/out/servers/ (raw.txt)."
 } >"$section"
 cat "$section"
-if [ -f "$report" ] && grep -q '^## (h) Servers' "$report"; then
-    awk -v f="$section" '
-        /^## \(h\) Servers/ { while ((getline l < f) > 0) print l; skip = 1; next }
-        skip && /^## / { skip = 0 }
-        !skip' "$report" >"$report.new" && mv "$report.new" "$report"
-else
-    { echo; cat "$section"; } >>"$report"
-fi
+write_section "$report" h "$section"
 rm -f "$section"
 log "section (h) written to $report; chart $chart; raw figures $raw"

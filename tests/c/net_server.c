@@ -7,6 +7,12 @@
  *                              nonblocking sockets, as nginx runs): every path answers
  *                              "hello, world\n"; GET /exit answers and ends the program.
  *   net_server client ADDR PORT  connects to ADDR:PORT (IPv4 or IPv6), sends a line, prints the reply line.
+ *   net_server stream PORT BUF  one-way bulk transfers for bench/tcpbuf.sh, one connection at a
+ *                              time: the client sends 'S' and 8 bytes of length (the server
+ *                              sends that many bytes, then closes), 'R' (the server reads to
+ *                              end of stream, then answers with the 8-byte count) or 'Q' (the
+ *                              server exits). BUF > 0: SO_RCVBUF and SO_SNDBUF of the
+ *                              listening socket (its connections inherit them); 0: defaults.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -207,12 +213,68 @@ static int client(const char *addr, int port) {
     return 0;
 }
 
+static int read_full(int c, void *p, size_t n) {
+    for (size_t got = 0; got < n;) {
+        long r = read(c, (char *)p + got, n - got);
+        if (r <= 0) return -1;
+        got += r;
+    }
+    return 0;
+}
+
+static int stream(int port, int buf) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s < 0) die("socket");
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (buf > 0) {
+        if (setsockopt(s, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf)) die("SO_RCVBUF");
+        if (setsockopt(s, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf)) die("SO_SNDBUF");
+    }
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (bind(s, (struct sockaddr *)&a, sizeof a)) die("bind");
+    if (listen(s, 16)) die("listen");
+    int rcv = 0, snd = 0;
+    socklen_t len = sizeof rcv;
+    getsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcv, &len);
+    len = sizeof snd;
+    getsockopt(s, SOL_SOCKET, SO_SNDBUF, &snd, &len);
+    printf("listening on %d (SO_RCVBUF %d, SO_SNDBUF %d)\n", port, rcv, snd);
+    static char data[256 * 1024];
+    memset(data, 'k', sizeof data);
+    for (;;) {
+        int c = accept(s, NULL, NULL);
+        if (c < 0) die("accept");
+        char cmd;
+        if (read_full(c, &cmd, 1)) { close(c); continue; }
+        if (cmd == 'Q') { close(c); break; }
+        if (cmd == 'S') {
+            unsigned long long n;
+            if (read_full(c, &n, sizeof n)) { close(c); continue; }
+            while (n > 0) {
+                long w = write(c, data, n < sizeof data ? n : sizeof data);
+                if (w <= 0) break;
+                n -= w;
+            }
+        } else if (cmd == 'R') {
+            unsigned long long n = 0;
+            long r;
+            while ((r = read(c, data, sizeof data)) > 0) n += r;
+            if (write(c, &n, sizeof n) != sizeof n) die("write");
+        }
+        close(c);
+    }
+    printf("stream: done\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc >= 4 && !strcmp(argv[1], "echo")) return echo(atoi(argv[2]), atoi(argv[3]));
     if (argc >= 4 && !strcmp(argv[1], "udpecho")) return udpecho(atoi(argv[2]), atoi(argv[3]));
     if (argc >= 3 && !strcmp(argv[1], "http")) return http(atoi(argv[2]));
     if (argc >= 4 && !strcmp(argv[1], "client")) return client(argv[2], atoi(argv[3]));
-    printf("usage: net_server echo PORT N | udpecho PORT N | http PORT | client ADDR PORT\n");
+    if (argc >= 4 && !strcmp(argv[1], "stream")) return stream(atoi(argv[2]), atoi(argv[3]));
+    printf("usage: net_server echo PORT N | udpecho PORT N | http PORT | client ADDR PORT | stream PORT BUF\n");
     return 2;
 }

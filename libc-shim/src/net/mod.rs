@@ -61,6 +61,7 @@ impl NetState {
             platform.fill_random(&mut seed);
             let mut net = Net::new(pending.clone(), u64::from_le_bytes(seed));
             net.configure(config);
+            net.set_memory(platform.memory_stats().0);
             Arc::new(Mutex::new(net))
         })
     }

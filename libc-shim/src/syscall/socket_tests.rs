@@ -680,6 +680,35 @@ fn bind_conflicts_and_options() {
 }
 
 #[test]
+fn tcp_buffers_scale_with_memory_within_a_budget() {
+    use crate::net::stack::{TCP_BUF_DEFAULT, TcpBuffers};
+    let mut t = setup();
+    // The fake platform has 256 MiB: 256 KiB each way.
+    let a = t.socket(AF_INET, SOCK_STREAM);
+    assert_eq!(t.getopt(a, SOL_SOCKET, 8), Ok(256 << 10), "SO_RCVBUF");
+    assert_eq!(t.getopt(a, SOL_SOCKET, 7), Ok(256 << 10), "SO_SNDBUF");
+    // A budget of 1.75 MiB: the listener's pool socket (512 KiB), then a client, then the
+    // pool's next socket (the first one became the connection) fit; the next client does not.
+    let stack = t.p.net.stack(&t.fake).clone();
+    stack.lock().set_tcp_buffers(TcpBuffers { size: 256 << 10, budget: 7 << 18 });
+    let (l, port) = t.listener(8);
+    let c1 = t.socket(AF_INET, SOCK_STREAM);
+    assert_eq!(t.connect(c1, &sin([127, 0, 0, 1], port)), 0);
+    let s1 = t.accept(l) as u64;
+    assert_eq!(t.getopt(c1, SOL_SOCKET, 8), Ok(256 << 10));
+    assert!(s1 >= 3, "accept: {s1}");
+    assert_eq!(t.getopt(s1, SOL_SOCKET, 8), Ok(256 << 10), "the accepted connection");
+    let c2 = t.socket(AF_INET, SOCK_STREAM);
+    assert_eq!(t.connect(c2, &sin([127, 0, 0, 1], port)), 0);
+    assert_eq!(t.getopt(c2, SOL_SOCKET, 8), Ok(TCP_BUF_DEFAULT as i32), "over the budget");
+    assert_eq!(t.getopt(c2, SOL_SOCKET, 7), Ok(TCP_BUF_DEFAULT as i32));
+    // What the app asks for, it gets, budget or not.
+    let c3 = t.socket(AF_INET, SOCK_STREAM);
+    assert_eq!(t.setopt(c3, SOL_SOCKET, 8, 200_000), 0);
+    assert_eq!(t.getopt(c3, SOL_SOCKET, 8), Ok(400_000));
+}
+
+#[test]
 fn unix_socketpairs() {
     let mut t = setup();
     assert_eq!(t.call(nr::SOCKETPAIR, &[AF_UNIX, SOCK_STREAM, 0, OPT]), 0);
