@@ -388,24 +388,21 @@ row() {
 }
 
 for s in $SERVERS; do
+    row "$s: boot to ready (s, median of $RUNS)" $s.kiln.boot_s $s.linux.boot_s 0
     if [ "$s" = redis ]; then
-        row "redis: boot to ready (s, median of $RUNS)" redis.kiln.boot_s redis.linux.boot_s 0
-        row "redis: SET req/s, -c $CLIENTS -P 1" redis.kiln.set_P1 redis.linux.set_P1 1
-        row "redis: GET req/s, -c $CLIENTS -P 1" redis.kiln.get_P1 redis.linux.get_P1 1
-        row "redis: SET req/s, -c $CLIENTS -P 16" redis.kiln.set_P16 redis.linux.set_P16 1
-        row "redis: GET req/s, -c $CLIENTS -P 16" redis.kiln.get_P16 redis.linux.get_P16 1
-        row "redis: memory needed (MiB)" redis.kiln.min_mem_mib redis.linux.min_mem_mib 0
-        row "redis: QEMU RSS after the load (MiB)" redis.kiln.qemu_rss_mib redis.linux.qemu_rss_mib 0
-        row "redis: image as booted (Linux: vmlinuz + initramfs)" redis.kiln.image_bytes redis.linux.image_bytes 0 kib
-        row "redis: image compressed (Kiln: gzip -9)" redis.kiln.image_gz_bytes redis.linux.image_bytes 0 kib
+        for p in 1 16; do
+            for t in SET GET; do
+                key=$(echo $t | tr A-Z a-z)_P$p
+                row "redis: $t req/s, -c $CLIENTS -P $p" redis.kiln.$key redis.linux.$key 1
+            done
+        done
     else
-        row "nginx: boot to ready (s, median of $RUNS)" nginx.kiln.boot_s nginx.linux.boot_s 0
         row "nginx: req/s, wrk -c$WRK_CONNS ${WRK_SECS}s" nginx.kiln.rps nginx.linux.rps 1
-        row "nginx: memory needed (MiB)" nginx.kiln.min_mem_mib nginx.linux.min_mem_mib 0
-        row "nginx: QEMU RSS after the load (MiB)" nginx.kiln.qemu_rss_mib nginx.linux.qemu_rss_mib 0
-        row "nginx: image as booted (Linux: vmlinuz + initramfs)" nginx.kiln.image_bytes nginx.linux.image_bytes 0 kib
-        row "nginx: image compressed (Kiln: gzip -9)" nginx.kiln.image_gz_bytes nginx.linux.image_bytes 0 kib
     fi
+    row "$s: memory needed (MiB)" $s.kiln.min_mem_mib $s.linux.min_mem_mib 0
+    row "$s: QEMU RSS after the load (MiB)" $s.kiln.qemu_rss_mib $s.linux.qemu_rss_mib 0
+    row "$s: image as booted (Linux: vmlinuz + initramfs)" $s.kiln.image_bytes $s.linux.image_bytes 0 kib
+    row "$s: image compressed (Kiln: gzip -9)" $s.kiln.image_gz_bytes $s.linux.image_bytes 0 kib
 done
 
 # The chart: Kiln's advantage per figure on a log scale (1 = even).
