@@ -492,13 +492,7 @@ fn pkg_run(registry: &Registry, cache: &Cache, run: Box<PkgRunArgs>) -> anyhow::
     volumes.extend(default_volumes(recipe, &run.volume, |g| {
         default_volume_path(cache, recipe.name(), g)
     })?);
-    let mut publish = run.net.publish.clone();
-    for p in &recipe.file.run.ports {
-        let p = crate::qemu::parse_port_map(p).map_err(|e| anyhow::anyhow!(e))?;
-        if !publish.iter().any(|u| u.guest == p.guest && u.udp == p.udp) {
-            publish.push(p);
-        }
-    }
+    let publish = merge_ports(run.net.publish.clone(), &recipe.file.run.ports, run.net.net.as_ref())?;
     let args = crate::RunArgs {
         target: image_path,
         mem,
@@ -521,6 +515,32 @@ fn pkg_run(registry: &Registry, cache: &Cache, run: Box<PkgRunArgs>) -> anyhow::
     let status = crate::run(args)?;
     drop(tmp);
     Ok(status)
+}
+
+/// The port maps of `bake pkg run`: the user's `-p`, then the recipe's for the guest ports the
+/// user did not map. The recipe's maps are for QEMU user networking: on a tap device the
+/// guest's ports are reachable at its own address, so they are left out (with a note).
+fn merge_ports(
+    mut publish: Vec<crate::qemu::PortMap>,
+    recipe_ports: &[String],
+    backend: Option<&crate::qemu::NetBackend>,
+) -> anyhow::Result<Vec<crate::qemu::PortMap>> {
+    if let Some(crate::qemu::NetBackend::Tap(dev)) = backend {
+        if !recipe_ports.is_empty() {
+            eprintln!(
+                "bake: on tap:{dev} the recipe's ports ({}) are not mapped: reach them at the guest's address",
+                recipe_ports.join(" ")
+            );
+        }
+        return Ok(publish);
+    }
+    for p in recipe_ports {
+        let p = crate::qemu::parse_port_map(p).map_err(|e| anyhow::anyhow!(e))?;
+        if !publish.iter().any(|u| u.guest == p.guest && u.udp == p.udp) {
+            publish.push(p);
+        }
+    }
+    Ok(publish)
 }
 
 fn test(registry: &Registry, cache: &Cache, names: &[String], kernel: &[u8]) -> anyhow::Result<u8> {
@@ -621,6 +641,25 @@ fn test_one(
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn recipe_ports_add_to_the_users_on_user_networking_only() {
+        use crate::qemu::{NetBackend, PortMap};
+        let pm = |host, guest, udp| PortMap { host, guest, udp };
+        let recipe = ["8080:80".to_string(), "5353:53/udp".to_string()];
+        let user = vec![pm(9000, 80, false)];
+        assert_eq!(
+            merge_ports(user.clone(), &recipe, None).unwrap(),
+            [pm(9000, 80, false), pm(5353, 53, true)],
+            "the user's map of guest port 80 wins"
+        );
+        assert_eq!(merge_ports(Vec::new(), &recipe, Some(&NetBackend::User)).unwrap().len(), 2);
+        let tap = NetBackend::Tap("kilntap0".into());
+        assert_eq!(merge_ports(Vec::new(), &recipe, Some(&tap)).unwrap(), [], "nothing to map on a tap device");
+        assert_eq!(merge_ports(user.clone(), &recipe, Some(&tap)).unwrap(), user, "the user's -p is left for run to refuse");
+        let bad = ["80".to_string()];
+        assert!(merge_ports(Vec::new(), &bad, None).is_err());
+    }
 
     fn parse(args: &[&str]) -> Result<crate::Cli, clap::Error> {
         let argv: Vec<OsString> = std::iter::once("bake")
