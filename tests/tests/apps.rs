@@ -11,7 +11,8 @@
 //! and 50 clients connecting at once overflowed the host's accept queue (bake/src/portfwd.rs).
 //! wrk runs with `--timeout 30s`: with 100 connections under TCG on a loaded machine the
 //! latency tail reaches several seconds (p99 3-7 s measured; 10 connections: p99 0.13 s),
-//! past wrk's default 2 s; no request was lost.
+//! past wrk's default 2 s; no request was lost. The tail is nginx's single worker under this
+//! load: the Linux guest running the same binary has it too (bench/REPORT.md (h.1)).
 //!
 //! Each test boots its own VM on free host ports and stops it before it returns (a server
 //! told to shut down, or the whole `bake` process group killed), so tests may run in parallel.
