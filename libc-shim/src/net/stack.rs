@@ -956,10 +956,19 @@ impl Net {
 
     // --- TCP -----------------------------------------------------------------------------
 
-    fn new_tcp(&mut self, i: usize, opts: &SockOpts) -> SocketHandle {
+    /// The receive and send buffer sizes a new TCP socket with `opts` gets: what SO_RCVBUF
+    /// and SO_SNDBUF asked for, else [`Net::tcp_buf_default`] (only looked up when needed: it
+    /// walks every socket), within the bounds.
+    fn tcp_buf_sizes(&self, opts: &SockOpts) -> (usize, usize) {
         let default = if opts.rcvbuf.is_none() || opts.sndbuf.is_none() { self.tcp_buf_default() } else { 0 };
-        let rx = opts.rcvbuf.unwrap_or(default).clamp(TCP_BUF_MIN, TCP_BUF_MAX);
-        let tx = opts.sndbuf.unwrap_or(default).clamp(TCP_BUF_MIN, TCP_BUF_MAX);
+        (
+            opts.rcvbuf.unwrap_or(default).clamp(TCP_BUF_MIN, TCP_BUF_MAX),
+            opts.sndbuf.unwrap_or(default).clamp(TCP_BUF_MIN, TCP_BUF_MAX),
+        )
+    }
+
+    fn new_tcp(&mut self, i: usize, opts: &SockOpts) -> SocketHandle {
+        let (rx, tx) = self.tcp_buf_sizes(opts);
         let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; rx]), tcp::SocketBuffer::new(vec![0; tx]));
         apply_tcp_opts(&mut s, opts, i);
         self.ifaces[i].sockets.add(s)
@@ -1476,13 +1485,7 @@ impl Net {
                     let s = self.ifaces[i].sockets.get::<tcp::Socket>(h);
                     (s.recv_capacity(), s.send_capacity())
                 }
-                None => {
-                    let default = self.tcp_buf_default();
-                    (
-                        sock.opts.rcvbuf.unwrap_or(default).clamp(TCP_BUF_MIN, TCP_BUF_MAX),
-                        sock.opts.sndbuf.unwrap_or(default).clamp(TCP_BUF_MIN, TCP_BUF_MAX),
-                    )
-                }
+                None => self.tcp_buf_sizes(&sock.opts),
             },
             Kind::Udp(_) => (UDP_BUF, UDP_BUF),
         }
