@@ -20,3 +20,23 @@ write_section() {
         { echo; cat "$file"; } >>"$report"
     fi
 }
+
+# free_port: a TCP port free on 127.0.0.1 now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# tap_check DEV: fails (with the reason on stderr) unless a tap device DEV can be made here:
+# root, and no DEV yet (another run's).
+tap_check() {
+    [ "$(id -u)" = 0 ] || { echo "making the tap device $1 needs root" >&2; return 1; }
+    [ ! -e "/sys/class/net/$1" ] || { echo "$1 exists already (another run?): delete it with ip link del $1" >&2; return 1; }
+}
+
+# tap_up DEV HOST_IP GUEST_IP: makes the tap device DEV with the host at HOST_IP/24. Every
+# guest has QEMU's default MAC: a permanent neighbour entry for GUEST_IP spares the host an
+# ARP round (and its 1 s retries while a guest boots). The caller deletes DEV (ip link del).
+tap_up() {
+    ip tuntap add "$1" mode tap
+    ip addr add "$2/24" dev "$1"
+    ip link set "$1" up
+    ip neigh replace "$3" lladdr 52:54:00:12:34:56 dev "$1" nud permanent
+}

@@ -40,7 +40,6 @@ done
 musl-gcc -static -O2 -Wall -o "$out/net_server" tests/c/net_server.c -lpthread
 gcc -O2 -Wall -o "$out/echo_client" bench/echo_client.c -lpthread
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start_server SIDE PORT ARGS...: runs net_server ARGS in the background on SIDE
 # (native, kiln, kiln-pc, linux); the server's host port is PORT, its guest port the
@@ -145,15 +144,9 @@ bench_echo() {
 TAPDEV=kilntap0 HOST_IP=192.168.77.1 GUEST_IP=192.168.77.2
 sides="native kiln kiln-pc linux"
 if [ "$TAP" = 1 ]; then
-    [ "$(id -u)" = 0 ] || { log "TAP=1 needs root (it creates $TAPDEV)"; exit 1; }
-    [ ! -e /sys/class/net/$TAPDEV ] || { log "$TAPDEV exists already (another run?): delete it with ip link del $TAPDEV"; exit 1; }
-    ip tuntap add $TAPDEV mode tap
+    tap_check $TAPDEV || exit 1
     trap 'ip link del $TAPDEV 2>/dev/null || true' EXIT
-    ip addr add $HOST_IP/24 dev $TAPDEV
-    ip link set $TAPDEV up
-    # Every guest has QEMU's default MAC: a permanent neighbour entry spares the host an ARP
-    # round (and its 1 s retries while a guest boots).
-    ip neigh replace $GUEST_IP lladdr 52:54:00:12:34:56 dev $TAPDEV nud permanent
+    tap_up $TAPDEV $HOST_IP $GUEST_IP
     sides="$sides kiln-tap kiln-pc-tap linux-tap"
 fi
 "$lg" build >/dev/null 2>&1 || [ -e bench/out/linux-guest/vmlinuz ] || log "the Linux guest could not be built"

@@ -82,7 +82,7 @@ log() { printf '[bench/servers] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # --- checks and tools -----------------------------------------------------------------------
-[ "$(id -u)" = 0 ] || die "needs root (it makes the tap device $TAPDEV)"
+tap_check "$TAPDEV" || exit 1
 for t in qemu-system-x86_64 python3 ip gzip; do
     command -v $t >/dev/null || die "$t missing (scripts/setup.sh installs QEMU)"
 done
@@ -96,7 +96,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
         die "cannot install ${need_apt[*]}"
 fi
 case $MEM in *M) ;; *) die "MEM must be in MiB, e.g. 256M (got $MEM)" ;; esac
-[ -e "/sys/class/net/$TAPDEV" ] && die "$TAPDEV exists already (another run?): ip link del $TAPDEV"
 mkdir -p "$out"
 raw=$out/raw.txt
 [ "$KEEP" = 1 ] || : >"$raw"
@@ -144,12 +143,8 @@ for s in $SERVERS; do
 done
 
 # --- the tap network ------------------------------------------------------------------------
-ip tuntap add "$TAPDEV" mode tap
-ip addr add "$HOST_IP/24" dev "$TAPDEV"
-ip link set "$TAPDEV" up
-# Both guests have QEMU's default MAC: a permanent neighbour entry spares the host an ARP
-# round, whose 1 s retries while a guest boots would blur boot to ready.
-ip neigh replace "$GUEST_IP" lladdr 52:54:00:12:34:56 dev "$TAPDEV" nud permanent
+# (tap_up's neighbour entry also keeps ARP retries from blurring boot to ready.)
+tap_up "$TAPDEV" "$HOST_IP" "$GUEST_IP"
 
 # start SIDE SERVER MEM LOG: boots SERVER on SIDE (kiln, linux) in its own process group;
 # sets $guest_pgid and $t0 (the start time).

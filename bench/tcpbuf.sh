@@ -44,7 +44,6 @@ gcc -O2 -Wall -o "$out/stream_client" bench/stream_client.c
 
 TAPDEV=kilntap1 HOST_IP=192.168.78.1 GUEST_IP=192.168.78.2
 GPORT=7100
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start SIDE BUF: the stream server on SIDE (native, kiln, linux, kiln-tap, linux-tap) with
 # buffer size BUF; sets $host, $port (where the host connects) and $server_pid.
@@ -113,13 +112,9 @@ measure() {
 
 nets="user"
 if [ "$TAP" = 1 ]; then
-    [ "$(id -u)" = 0 ] || { log "TAP=1 needs root (it creates $TAPDEV)"; exit 1; }
-    [ ! -e /sys/class/net/$TAPDEV ] || { log "$TAPDEV exists already (another run?): delete it with ip link del $TAPDEV"; exit 1; }
-    ip tuntap add $TAPDEV mode tap
+    tap_check $TAPDEV || exit 1
     trap 'ip link del $TAPDEV 2>/dev/null || true' EXIT
-    ip addr add $HOST_IP/24 dev $TAPDEV
-    ip link set $TAPDEV up
-    ip neigh replace $GUEST_IP lladdr 52:54:00:12:34:56 dev $TAPDEV nud permanent
+    tap_up $TAPDEV $HOST_IP $GUEST_IP
     nets="user tap"
 fi
 "$lg" build >/dev/null 2>&1 || [ -e bench/out/linux-guest/vmlinuz ] || log "the Linux guest could not be built"
